@@ -1,0 +1,54 @@
+package policytest
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/cloudlab/platform/policytest/internal/check"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBrokenFixture proves the harness can fail: it verifies the deliberately broken repository
+// in testdata/broken and asserts that it reports exactly expected-findings.txt. A check that
+// stops firing (or changes its message) fails here.
+func TestBrokenFixture(t *testing.T) {
+	report, err := check.Verify(context.Background(), config(t, "testdata/broken"))
+	require.NoError(t, err)
+	var got []string
+	for _, f := range report.Findings() {
+		got = append(got, f.String())
+	}
+	sort.Strings(got)
+
+	data, err := os.ReadFile("testdata/broken/expected-findings.txt")
+	require.NoError(t, err)
+	var want []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			want = append(want, line)
+		}
+	}
+	sort.Strings(want)
+	assert.Equal(t, want, got, "findings on testdata/broken (update expected-findings.txt only after reading the difference)")
+
+	// Every kind of check must be represented, so the golden file cannot quietly lose one.
+	for _, kind := range []string{
+		"does not exist", "not an exact version", "does not build", // render
+		"sync-wave", "does not exist: add an AppProject", "is not created by platform/namespaces",
+		"does not permit", "is a wildcard", "only the platform project", "none of its Applications deploys",
+		"syncPolicy.automated is missing", "must sync later", "no child Application in wave", // Argo CD structure
+		"schema (Kubernetes 1.32): spec.template.spec.containers[0].imagePullPolicyy", "apiVersion not served", // schema
+		"resources:", "probes:", "mtls:", "pdb:", "pod_security:", "images:", "labels:", "namespaces:",
+		"network:", "secrets:", "apis:", "rbac:", // every Rego policy
+	} {
+		found := false
+		for _, line := range got {
+			found = found || strings.Contains(line, kind)
+		}
+		assert.True(t, found, "no finding on testdata/broken contains %q", kind)
+	}
+}

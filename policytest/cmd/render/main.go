@@ -1,0 +1,77 @@
+// Command render writes what Argo CD would apply to one cluster, one file per Application:
+//
+//	go run ./policytest/cmd/render -cluster prod -out rendered/prod
+//
+// (`make render CLUSTER=prod` runs it). An upstream chart Application cannot be rendered offline;
+// its file names the pinned chart and the values files Argo CD will use.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cloudlab/platform/policytest/internal/render"
+	"sigs.k8s.io/yaml"
+)
+
+func main() {
+	cluster := flag.String("cluster", "", "cluster folder under clusters/ (dev, staging, prod)")
+	out := flag.String("out", "", "output folder (emptied first)")
+	repo := flag.String("repo", ".", "repository root")
+	helm := flag.String("helm", "helm", "helm binary for kustomize's helmCharts")
+	kubeVersion := flag.String("kube-version", "1.32.0", "Kubernetes version passed to helm, as Argo CD passes the cluster's")
+	flag.Parse()
+	if *cluster == "" || *out == "" {
+		fmt.Fprintln(os.Stderr, "usage: render -cluster <dev|staging|prod> -out <folder>")
+		os.Exit(2)
+	}
+	if err := run(render.Options{RepoRoot: *repo, Helm: *helm, KubeVersion: *kubeVersion}, *cluster, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "render:", err)
+		os.Exit(1)
+	}
+}
+
+func run(opts render.Options, cluster, out string) error {
+	c, err := render.LoadCluster(opts, cluster)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	for _, app := range c.AllApps() {
+		var b strings.Builder
+		fmt.Fprintf(&b, "# Application %s (wave %d) of cluster %s\n", app.Name(), app.Wave, cluster)
+		if app.Chart != nil {
+			fmt.Fprintf(&b, "# Upstream chart %s %s from %s, rendered by Argo CD at sync time with:\n", app.Chart.Chart, app.Chart.TargetRevision, app.Chart.RepoURL)
+			for _, vf := range app.ValueFiles {
+				fmt.Fprintf(&b, "#   values: %s\n", vf)
+			}
+		}
+		for _, o := range app.Objects {
+			y, err := yaml.Marshal(o.Object)
+			if err != nil {
+				return err
+			}
+			b.WriteString("---\n")
+			b.Write(y)
+		}
+		if err := os.WriteFile(filepath.Join(out, app.Name()+".yaml"), []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, f := range c.Findings {
+		fmt.Fprintln(os.Stderr, f)
+	}
+	fmt.Printf("rendered %s: %d Applications into %s\n", cluster, len(c.AllApps()), out)
+	if len(c.Findings) > 0 {
+		return fmt.Errorf("%d findings while rendering %s", len(c.Findings), cluster)
+	}
+	return nil
+}

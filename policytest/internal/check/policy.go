@@ -1,0 +1,123 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/cloudlab/platform/policytest/internal/render"
+	"github.com/open-policy-agent/opa/v1/loader"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+// Policies are the Rego policies of policy/ (with their data, policy/exceptions.yaml), loaded
+// the way `opa test policy/` loads them.
+type Policies struct {
+	query rego.PreparedEvalQuery
+}
+
+// LoadPolicies compiles every module under dir; the query collects the findings of every
+// package's `deny` set under data.cloudlab.
+func LoadPolicies(ctx context.Context, dir string) (*Policies, error) {
+	res, err := loader.NewFileLoader().All([]string{dir})
+	if err != nil {
+		return nil, err
+	}
+	store, err := res.Store()
+	if err != nil {
+		return nil, err
+	}
+	opts := []func(*rego.Rego){rego.Query("f := data.cloudlab[policy].deny[_]"), rego.Store(store)}
+	for _, m := range res.ParsedModules() {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	q, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Policies{query: q}, nil
+}
+
+// PolicyInput is what every policy sees: one whole cluster.
+type PolicyInput struct {
+	Cluster       string       `json:"cluster"`
+	Objects       []PolicyItem `json:"objects"`
+	ClusterScoped []string     `json:"cluster_scoped"`
+}
+
+// PolicyItem is one rendered object and the Application that deploys it.
+type PolicyItem struct {
+	App string         `json:"app"`
+	Obj map[string]any `json:"obj"`
+}
+
+// Input builds the policy input of a cluster. Only what this repository renders is judged;
+// upstream charts are judged by their pins and values files (see render).
+func Input(c *render.Cluster, scopes Scopes) PolicyInput {
+	in := PolicyInput{Cluster: c.Name, ClusterScoped: scopes.Kinds()}
+	sort.Strings(in.ClusterScoped)
+	for _, o := range c.Bootstrap {
+		in.Objects = append(in.Objects, PolicyItem{App: render.RootName, Obj: o.Object})
+	}
+	for _, a := range c.AllApps() {
+		for _, o := range a.Objects {
+			in.Objects = append(in.Objects, PolicyItem{App: a.Name(), Obj: o.Object})
+		}
+	}
+	return in
+}
+
+// Evaluate runs every policy on one cluster.
+func (p *Policies) Evaluate(ctx context.Context, c *render.Cluster, scopes Scopes) ([]render.Finding, error) {
+	// Through JSON, so Rego sees exactly the numbers and strings a YAML reader would.
+	js, err := json.Marshal(Input(c, scopes))
+	if err != nil {
+		return nil, err
+	}
+	var input any
+	if err := json.Unmarshal(js, &input); err != nil {
+		return nil, err
+	}
+	rs, err := p.query.Eval(ctx, rego.EvalInput(input))
+	if err != nil {
+		return nil, err
+	}
+	var out []render.Finding
+	for _, r := range rs {
+		f, ok := r.Bindings["f"].(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("policy %v: a deny entry must be lib.finding(...), got %v", r.Bindings["policy"], r.Bindings["f"])
+		}
+		str := func(k string) string { s, _ := f[k].(string); return s }
+		out = append(out, render.Finding{
+			Cluster: c.Name, App: str("app"), Kind: str("kind"), Namespace: str("namespace"), Name: str("name"),
+			Message: fmt.Sprintf("%s: %s", r.Bindings["policy"], str("msg")),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+// RegoTests runs the *_test.rego files of dir exactly as `opa test dir` does and returns the
+// name of every test that did not pass, with its reason.
+func RegoTests(ctx context.Context, dir string) (passed int, failed []string, err error) {
+	results, err := tester.Run(ctx, dir)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, r := range results {
+		switch {
+		case r.Error != nil:
+			failed = append(failed, fmt.Sprintf("%s.%s: error: %v", r.Package, r.Name, r.Error))
+		case r.Fail:
+			failed = append(failed, fmt.Sprintf("%s.%s: FAIL", r.Package, r.Name))
+		case r.Skip:
+			failed = append(failed, fmt.Sprintf("%s.%s: skipped (todo_ tests are not allowed)", r.Package, r.Name))
+		default:
+			passed++
+		}
+	}
+	return passed, failed, nil
+}

@@ -1,0 +1,119 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cloudlab/platform/policytest/internal/render"
+)
+
+// Config says what to verify and with which tools.
+type Config struct {
+	RepoRoot    string // repository (or fixture) whose clusters/ are verified
+	PolicyDir   string // the Rego policies and their data
+	CRDDir      string // vendored CRDs
+	Helm        string // helm binary for kustomize's Helm inflation
+	Validator   string // kubectl-validate binary
+	KubeVersion string // e.g. "1.32"
+}
+
+// Stage is one step of the verification, with what it found and how long it took.
+type Stage struct {
+	Name     string
+	Findings []render.Finding
+	Took     time.Duration
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	Clusters []*render.Cluster
+	Stages   []Stage
+}
+
+// Findings is every finding of every stage.
+func (r *Report) Findings() []render.Finding {
+	var out []render.Finding
+	for _, s := range r.Stages {
+		out = append(out, s.Findings...)
+	}
+	return out
+}
+
+// Verify renders every cluster of the repository the way Argo CD would, then checks the Argo CD
+// structure, validates every object's schema and evaluates every policy. An error means the
+// verification itself could not run; what is wrong with the repository comes back as findings.
+func Verify(ctx context.Context, cfg Config) (*Report, error) {
+	r := &Report{}
+	stage := func(name string, fn func() ([]render.Finding, error)) error {
+		start := time.Now()
+		f, err := fn()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		r.Stages = append(r.Stages, Stage{Name: name, Findings: f, Took: time.Since(start)})
+		return nil
+	}
+	scopes, err := LoadScopes(cfg.CRDDir)
+	if err != nil {
+		return nil, err
+	}
+
+	err = stage("render", func() ([]render.Finding, error) {
+		names, err := render.Clusters(cfg.RepoRoot)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("no clusters/*/root-app.yaml under %s", cfg.RepoRoot)
+		}
+		var out []render.Finding
+		for _, name := range names {
+			c, err := render.LoadCluster(render.Options{RepoRoot: cfg.RepoRoot, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0"}, name)
+			if err != nil {
+				return nil, err
+			}
+			r.Clusters = append(r.Clusters, c)
+			out = append(out, c.Findings...)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = stage("argo-structure", func() ([]render.Finding, error) {
+		out := Projects(r.Clusters)
+		for _, c := range r.Clusters {
+			out = append(out, Structure(c, scopes)...)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = stage("schema", func() ([]render.Finding, error) {
+		return Schema(cfg.Validator, cfg.KubeVersion, cfg.CRDDir, r.Clusters)
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = stage("policy", func() ([]render.Finding, error) {
+		p, err := LoadPolicies(ctx, cfg.PolicyDir)
+		if err != nil {
+			return nil, err
+		}
+		var out []render.Finding
+		for _, c := range r.Clusters {
+			f, err := p.Evaluate(ctx, c, scopes)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f...)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}

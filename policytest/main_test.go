@@ -1,0 +1,64 @@
+// Package policytest proves the repository before it merges: every cluster is rendered the way
+// Argo CD renders it, and every object is validated and judged by the policies in policy/.
+// Run it with `make verify` (which builds the tools and passes their paths); docs/verify.md
+// explains each check and how to read a failure.
+package policytest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/cloudlab/platform/policytest/internal/check"
+	"github.com/stretchr/testify/require"
+)
+
+// KubeVersion is the oldest Kubernetes the platform supports; objects must be valid there.
+const KubeVersion = "1.32"
+
+// config is the verification of a repository root with the tools make verify built.
+func config(t *testing.T, repoRoot string) check.Config {
+	t.Helper()
+	tool := func(env string) string {
+		p := os.Getenv(env)
+		if p == "" {
+			t.Fatalf("%s is not set: run the tests with `make verify`, which builds the tools and sets it", env)
+		}
+		return p
+	}
+	abs, err := filepath.Abs(repoRoot)
+	require.NoError(t, err)
+	return check.Config{
+		RepoRoot:    abs,
+		PolicyDir:   filepath.Join("..", "policy"),
+		CRDDir:      "crds",
+		Helm:        tool("HELM"),
+		Validator:   tool("KUBECTL_VALIDATE"),
+		KubeVersion: KubeVersion,
+	}
+}
+
+var (
+	repoOnce   sync.Once
+	repoReport *check.Report
+	repoErr    error
+)
+
+// repo verifies this repository once per test binary; the tests read the report.
+func repo(t *testing.T) *check.Report {
+	t.Helper()
+	cfg := config(t, "..")
+	repoOnce.Do(func() {
+		repoReport, repoErr = check.Verify(context.Background(), cfg)
+		if repoErr == nil {
+			for _, s := range repoReport.Stages {
+				fmt.Printf("verify: stage %-15s %6.2fs  %d findings\n", s.Name, s.Took.Seconds(), len(s.Findings))
+			}
+		}
+	})
+	require.NoError(t, repoErr)
+	return repoReport
+}

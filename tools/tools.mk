@@ -1,0 +1,49 @@
+# Every binary a check needs, built from a pinned Go module and cached OUTSIDE the clone,
+# in a folder named by tool and version: a warm `make verify` finds it and builds nothing,
+# and bumping a version below builds the new one beside the old.
+#
+# Only the Go module proxy is contacted (go install pkg@version); nothing is downloaded
+# from GitHub or a release page. Each tool is built in its own module graph (go install
+# pkg@version, never a requirement of our go.mod): helm's k8s.io 0.34 would collide with
+# the k8s.io 0.31 that argo-cd v2 pins in our module.
+
+TOOLS_CACHE ?= $(HOME)/.cache/cloudlab/tools
+
+HELM_VERSION            := v3.19.5
+KUBECTL_VALIDATE_MODULE := sigs.k8s.io/kubectl-validate
+# No tag after v0.0.4 (which stops at Kubernetes 1.30); this commit embeds schemas up to 1.35.
+KUBECTL_VALIDATE_VERSION := v0.0.5-0.20260105161640-a97ccfaca20b
+
+# The opa CLI, so that `opa test policy/` can be run by hand and by make verify; same version
+# as the OPA library in go.mod, so both give the same result.
+OPA_VERSION             := $(shell awk '$$1=="github.com/open-policy-agent/opa" {print $$2}' go.mod)
+
+HELM             := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
+OPA              := $(TOOLS_CACHE)/opa-$(OPA_VERSION)/opa
+KUBECTL_VALIDATE := $(TOOLS_CACHE)/kubectl-validate-$(KUBECTL_VALIDATE_VERSION)/kubectl-validate
+
+# A plain `go install` of helm v3 reports Kubernetes v1.20 as its default capabilities and
+# an empty version string (upstream sets both with ldflags at release). Kustomize asks
+# `helm version --short`, and our chart says kubeVersion >= 1.32, so set them the way the
+# release build does.
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=32
+
+$(HELM):
+	@echo ">> building helm $(HELM_VERSION) into $(@D) (first run only, ~3 min)"
+	@mkdir -p $(@D)
+	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(KUBECTL_VALIDATE):
+	@echo ">> building kubectl-validate $(KUBECTL_VALIDATE_VERSION) into $(@D) (first run only, ~3 min)"
+	@mkdir -p $(@D)
+	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install $(KUBECTL_VALIDATE_MODULE)@$(KUBECTL_VALIDATE_VERSION)
+
+$(OPA):
+	@echo ">> building opa $(OPA_VERSION) into $(@D) (first run only, ~3 min)"
+	@mkdir -p $(@D)
+	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install github.com/open-policy-agent/opa@$(OPA_VERSION)
+
+.PHONY: tools
+tools: $(HELM) $(KUBECTL_VALIDATE) $(OPA) ## build (once) every tool the checks use
