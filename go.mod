@@ -1,3 +1,7 @@
+// The Go module behind `make verify` (policytest/). The Argo CD v2 API package pins k8s.io/* at
+// v0.31.x: never run `go get -u ./...` or `go get k8s.io/...@latest` here (docs/decisions/0004).
+// Tools (helm, kubectl-validate, opa CLI) are NOT requirements of this module: tools/tools.mk
+// builds each in its own module graph.
 module github.com/cloudlab/platform
 
 go 1.26.0
