@@ -35,16 +35,22 @@ var builtinClusterScoped = []schema.GroupKind{
 	{Group: "storage.k8s.io", Kind: "VolumeAttachment"},
 }
 
-// Scopes knows whether a kind is cluster-scoped.
-type Scopes map[schema.GroupKind]bool
+// Scopes knows, for every kind, whether it is cluster-scoped and whether a CRD defines it.
+type Scopes struct {
+	cluster map[schema.GroupKind]bool
+	crd     map[schema.GroupKind]bool
+}
 
 // ClusterScoped reports whether objects of the group and kind have no namespace.
-func (s Scopes) ClusterScoped(gk schema.GroupKind) bool { return s[gk] }
+func (s Scopes) ClusterScoped(gk schema.GroupKind) bool { return s.cluster[gk] }
+
+// IsCustom reports whether a vendored CRD defines the kind (so something must install it).
+func (s Scopes) IsCustom(gk schema.GroupKind) bool { return s.crd[gk] }
 
 // Kinds lists the cluster-scoped kind names (for the Rego input).
 func (s Scopes) Kinds() []string {
 	var out []string
-	for gk, cluster := range s {
+	for gk, cluster := range s.cluster {
 		if cluster {
 			out = append(out, gk.Kind)
 		}
@@ -54,9 +60,9 @@ func (s Scopes) Kinds() []string {
 
 // LoadScopes reads spec.scope of every vendored CRD under crdDir.
 func LoadScopes(crdDir string) (Scopes, error) {
-	s := Scopes{}
+	s := Scopes{cluster: map[schema.GroupKind]bool{}, crd: map[schema.GroupKind]bool{}}
 	for _, gk := range builtinClusterScoped {
-		s[gk] = true
+		s.cluster[gk] = true
 	}
 	err := filepath.WalkDir(crdDir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
@@ -79,7 +85,9 @@ func LoadScopes(crdDir string) (Scopes, error) {
 			group, _ := spec["group"].(string)
 			kind, _ := names["kind"].(string)
 			scope, _ := spec["scope"].(string)
-			s[schema.GroupKind{Group: group, Kind: kind}] = scope == "Cluster"
+			gk := schema.GroupKind{Group: group, Kind: kind}
+			s.cluster[gk] = scope == "Cluster"
+			s.crd[gk] = true
 		}
 		return nil
 	})

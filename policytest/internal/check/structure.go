@@ -118,6 +118,9 @@ func Structure(c *render.Cluster, scopes Scopes) []render.Finding {
 			}
 			if owner, ok := crdOwners[gk.Group]; ok && owner.Wave >= a.Wave {
 				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("uses a CRD that Application %s installs in sync-wave %d: this Application (wave %d) must sync later", owner.Name(), owner.Wave, a.Wave)))
+			} else if !ok && scopes.IsCustom(gk) && gk.Group != "argoproj.io" {
+				// Argo CD's own CRDs exist before anything syncs; every other CRD needs an installer.
+				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("no Application of this cluster installs the CRDs of %s: add the chart Application that owns them, with annotation %s", gk.Group, annProvides)))
 			}
 		}
 	}
