@@ -8,7 +8,7 @@ CLUSTER ?= dev
 
 include tools/tools.mk
 
-export HELM KUBECTL_VALIDATE
+export HELM HELM4 KUBECTL_VALIDATE
 
 .PHONY: help
 help: ## list the targets

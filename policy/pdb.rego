@@ -1,6 +1,6 @@
 # PodDisruptionBudgets that match the topology: a workload that is guaranteed more than one
 # replica has exactly one PDB; no PDB forbids every disruption (drains would hang forever); no
-# PDB sits on a single replica (same effect); every PDB selects a workload; crash-looping pods
+# PDB sits on a single replica (same effect); every PDB selects exactly one workload; crash-looping pods
 # never block a drain (unhealthyPodEvictionPolicy: AlwaysAllow).
 package cloudlab.pdb
 
@@ -61,6 +61,12 @@ deny contains lib.finding(item, msg) if {
 deny contains lib.finding(pdbs[i], "selects no Deployment or StatefulSet: fix spec.selector or remove it") if {
 	some i, s in selected
 	count(s) == 0
+}
+
+deny contains lib.finding(pdbs[i], msg) if {
+	some i, s in selected
+	count(s) > 1
+	msg := sprintf("selects %d workloads (%s): a PDB protects exactly one", [count(s), concat(", ", sort(s))])
 }
 
 deny contains lib.finding(pdbs[i], msg) if {

@@ -50,3 +50,9 @@ test_missing_unhealthy_pod_eviction_policy_is_denied if {
 	bad := json.remove(fixtures.pdb({"maxUnavailable": 1}), ["spec/unhealthyPodEvictionPolicy"])
 	pdb.deny == {fixtures.finding(bad, "unhealthyPodEvictionPolicy is not AlwaysAllow: a crash-looping pod would block node drains")} with input as fixtures.cluster([three, bad])
 }
+
+test_pdb_selecting_two_workloads_is_denied if {
+	broad := json.patch(fixtures.pdb({"maxUnavailable": 1}), [{"op": "replace", "path": "/spec/selector/matchLabels", "value": {"app.kubernetes.io/part-of": "cloudlab"}}])
+	other := json.patch(three, [{"op": "replace", "path": "/metadata/name", "value": "api"}])
+	pdb.deny[fixtures.finding(broad, "selects 2 workloads (Deployment/cloudlab/api, Deployment/cloudlab/web): a PDB protects exactly one")] with input as fixtures.cluster([three, other, broad])
+}

@@ -2,6 +2,8 @@ package policytest
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cloudlab/platform/policytest/internal/check"
@@ -27,15 +29,26 @@ func TestClusters(t *testing.T) {
 	}
 }
 
-// TestRegoPolicies runs policy/*_test.rego exactly as `opa test policy/` does.
+// TestRegoPolicies runs policy/*_test.rego exactly as `opa test policy/` does, and requires
+// every policy/<name>.rego to have its own tests (a passing object and a rejected one at least).
 func TestRegoPolicies(t *testing.T) {
 	passed, failed, err := check.RegoTests(context.Background(), "../policy")
 	require.NoError(t, err)
 	for _, f := range failed {
 		t.Error(f)
 	}
-	// Every policy file has tests that reject a bad object; a policy package without any would
-	// make this number drop rather than fail, so keep a floor that grows with the policies.
-	assert.GreaterOrEqual(t, passed, 50, "Rego tests passed")
-	t.Logf("%d Rego tests passed", passed)
+	policies, err := filepath.Glob("../policy/*.rego")
+	require.NoError(t, err)
+	total, count := 0, 0
+	for _, p := range policies {
+		name := strings.TrimSuffix(filepath.Base(p), ".rego")
+		if strings.HasSuffix(name, "_test") {
+			continue
+		}
+		n := passed["data.cloudlab."+name+"_test"]
+		assert.GreaterOrEqual(t, n, 2, "policy/%s.rego needs policy/%s_test.rego with a passing and a rejected object", name, name)
+		total += n
+		count++
+	}
+	t.Logf("%d Rego tests passed for %d policies", total, count)
 }

@@ -10,6 +10,8 @@
 TOOLS_CACHE ?= $(HOME)/.cache/cloudlab/tools
 
 HELM_VERSION            := v3.19.5
+# Helm 4, only to prove the services chart renders identically with both majors.
+HELM4_VERSION           := v4.3.1
 KUBECTL_VALIDATE_MODULE := sigs.k8s.io/kubectl-validate
 # No tag after v0.0.4 (which stops at Kubernetes 1.30); this commit embeds schemas up to 1.35.
 KUBECTL_VALIDATE_VERSION := v0.0.5-0.20260105161640-a97ccfaca20b
@@ -19,6 +21,7 @@ KUBECTL_VALIDATE_VERSION := v0.0.5-0.20260105161640-a97ccfaca20b
 OPA_VERSION             := $(shell awk '$$1=="github.com/open-policy-agent/opa" {print $$2}' go.mod)
 
 HELM             := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
+HELM4            := $(TOOLS_CACHE)/helm-$(HELM4_VERSION)/helm
 OPA              := $(TOOLS_CACHE)/opa-$(OPA_VERSION)/opa
 KUBECTL_VALIDATE := $(TOOLS_CACHE)/kubectl-validate-$(KUBECTL_VALIDATE_VERSION)/kubectl-validate
 
@@ -35,6 +38,11 @@ $(HELM):
 	@mkdir -p $(@D)
 	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
+$(HELM4):
+	@echo ">> building helm $(HELM4_VERSION) into $(@D) (first run only, ~3 min)"
+	@mkdir -p $(@D)
+	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install -ldflags '-X helm.sh/helm/v4/internal/version.version=$(HELM4_VERSION)' helm.sh/helm/v4/cmd/helm@$(HELM4_VERSION)
+
 $(KUBECTL_VALIDATE):
 	@echo ">> building kubectl-validate $(KUBECTL_VALIDATE_VERSION) into $(@D) (first run only, ~3 min)"
 	@mkdir -p $(@D)
@@ -46,4 +54,4 @@ $(OPA):
 	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install github.com/open-policy-agent/opa@$(OPA_VERSION)
 
 .PHONY: tools
-tools: $(HELM) $(KUBECTL_VALIDATE) $(OPA) ## build (once) every tool the checks use
+tools: $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) ## build (once) every tool the checks use

@@ -102,11 +102,13 @@ func (p *Policies) Evaluate(ctx context.Context, c *render.Cluster, scopes Scope
 
 // RegoTests runs the *_test.rego files of dir exactly as `opa test dir` does and returns the
 // name of every test that did not pass, with its reason.
-func RegoTests(ctx context.Context, dir string) (passed int, failed []string, err error) {
+// passed counts the passing tests per package (e.g. "data.cloudlab.pdb_test").
+func RegoTests(ctx context.Context, dir string) (passed map[string]int, failed []string, err error) {
 	results, err := tester.Run(ctx, dir)
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
+	passed = map[string]int{}
 	for _, r := range results {
 		switch {
 		case r.Error != nil:
@@ -116,7 +118,7 @@ func RegoTests(ctx context.Context, dir string) (passed int, failed []string, er
 		case r.Skip:
 			failed = append(failed, fmt.Sprintf("%s.%s: skipped (todo_ tests are not allowed)", r.Package, r.Name))
 		default:
-			passed++
+			passed[r.Package]++
 		}
 	}
 	return passed, failed, nil
