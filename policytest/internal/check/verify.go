@@ -91,6 +91,20 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	err = stage("quota", func() ([]render.Finding, error) {
+		var out []render.Finding
+		for _, c := range r.Clusters {
+			f, err := Quotas(cfg.RepoRoot, c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f...)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	err = stage("schema", func() ([]render.Finding, error) {
 		return Schema(cfg.Validator, cfg.KubeVersion, cfg.CRDDir, r.Clusters)
 	})

@@ -1,0 +1,205 @@
+package check
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/cloudlab/platform/policytest/internal/render"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// Footprint is what a namespace's workloads may ask of its ResourceQuota at the worst moment
+// the repository allows: every autoscaler at its maximum, every Deployment in the middle of a
+// rollout (one surge pod), every pod with its injected sidecar.
+type Footprint struct {
+	Pods                                   int64
+	RequestsCPU, RequestsMemory, LimitsMem resource.Quantity
+}
+
+// Sidecar is the istio-proxy container's resources in a cluster, from the istiod Application's
+// values files (global.proxy.resources), merged in order the way Helm merges them.
+type Sidecar struct {
+	RequestsCPU, RequestsMemory, LimitsMemory resource.Quantity
+}
+
+// SidecarOf reads the sidecar size of a cluster; zero when the cluster has no istiod.
+func SidecarOf(repoRoot string, c *render.Cluster) (Sidecar, error) {
+	var s Sidecar
+	for _, a := range c.Apps {
+		if a.Name() != "istiod" {
+			continue
+		}
+		merged := map[string]any{}
+		for _, vf := range a.ValueFiles {
+			data, err := os.ReadFile(filepath.Join(repoRoot, vf))
+			if err != nil {
+				return s, err
+			}
+			var v map[string]any
+			if err := yaml.Unmarshal(data, &v); err != nil {
+				return s, fmt.Errorf("%s: %w", vf, err)
+			}
+			merged = mergeValues(merged, v)
+		}
+		get := func(path ...string) resource.Quantity {
+			v, _, _ := unstructured.NestedString(merged, append([]string{"global", "proxy", "resources"}, path...)...)
+			if v == "" {
+				return resource.Quantity{}
+			}
+			return resource.MustParse(v)
+		}
+		s = Sidecar{get("requests", "cpu"), get("requests", "memory"), get("limits", "memory")}
+	}
+	return s, nil
+}
+
+// mergeValues merges b over a like Helm merges values files (maps deep, everything else replaced).
+func mergeValues(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if bm, ok := v.(map[string]any); ok {
+			if am, ok := out[k].(map[string]any); ok {
+				out[k] = mergeValues(am, bm)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// Quotas checks, for every namespace with a ResourceQuota, that the worst-case footprint of its
+// workloads fits the quota: otherwise the API server refuses pods in the middle of a rollout or
+// a scale-up, which no other check would notice before production.
+func Quotas(repoRoot string, c *render.Cluster) ([]render.Finding, error) {
+	side, err := SidecarOf(repoRoot, c)
+	if err != nil {
+		return nil, err
+	}
+	objs := allObjects(c)
+	owner := map[*unstructured.Unstructured]string{}
+	for _, a := range c.AllApps() {
+		for _, o := range a.Objects {
+			owner[o] = a.Name()
+		}
+	}
+	meshed := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GetLabels()["istio-injection"] == "enabled" {
+			meshed[o.GetName()] = true
+		}
+	}
+	var out []render.Finding
+	for _, q := range objs {
+		if q.GetKind() != "ResourceQuota" {
+			continue
+		}
+		ns := q.GetNamespace()
+		fp := NamespaceFootprint(objs, ns, side, meshed[ns])
+		hard, _, _ := unstructured.NestedMap(q.Object, "spec", "hard")
+		check := func(key string, need resource.Quantity) {
+			raw, ok := hard[key]
+			if !ok {
+				return
+			}
+			limit := fmt.Sprint(raw)
+			lq, err := resource.ParseQuantity(limit)
+			if err != nil {
+				out = append(out, render.ObjectFinding(c.Name, owner[q], q, fmt.Sprintf("spec.hard[%s] %q is not a quantity", key, limit)))
+				return
+			}
+			if need.Cmp(lq) > 0 {
+				out = append(out, render.ObjectFinding(c.Name, owner[q], q, fmt.Sprintf(
+					"%s %s is below the %s the workloads of %s may need (HPA maximums, one rollout surge pod per Deployment, sidecars): raise it or shrink them",
+					key, limit, need.String(), ns)))
+			}
+		}
+		check("pods", *resource.NewQuantity(fp.Pods, resource.DecimalSI))
+		check("requests.cpu", fp.RequestsCPU)
+		check("requests.memory", fp.RequestsMemory)
+		check("limits.memory", fp.LimitsMem)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+// NamespaceFootprint sums the worst case of a namespace's Deployments and StatefulSets.
+func NamespaceFootprint(objs []*unstructured.Unstructured, ns string, side Sidecar, meshed bool) Footprint {
+	maxReplicas := map[string]int64{}
+	for _, o := range objs {
+		if o.GetKind() == "HorizontalPodAutoscaler" && o.GetNamespace() == ns {
+			name, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "name")
+			n, _, _ := unstructured.NestedInt64(o.Object, "spec", "maxReplicas")
+			maxReplicas[name] = n
+		}
+	}
+	var fp Footprint
+	for _, o := range objs {
+		if o.GetNamespace() != ns || (o.GetKind() != "Deployment" && o.GetKind() != "StatefulSet") {
+			continue
+		}
+		n, ok := maxReplicas[o.GetName()]
+		if !ok {
+			n, ok, _ = unstructured.NestedInt64(o.Object, "spec", "replicas")
+			if !ok {
+				n = 1
+			}
+		}
+		if o.GetKind() == "Deployment" {
+			n++ // maxSurge 1: one extra pod during a rollout
+		}
+		cpu, mem, lim := PodRequests(o)
+		if meshed {
+			cpu.Add(side.RequestsCPU)
+			mem.Add(side.RequestsMemory)
+			lim.Add(side.LimitsMemory)
+		}
+		fp.Pods += n
+		for i := int64(0); i < n; i++ {
+			fp.RequestsCPU.Add(cpu)
+			fp.RequestsMemory.Add(mem)
+			fp.LimitsMem.Add(lim)
+		}
+	}
+	return fp
+}
+
+// PodRequests sums the requests and memory limits of a workload's pod template: its containers,
+// plus the largest init container where that is larger (as the scheduler counts).
+func PodRequests(o *unstructured.Unstructured) (cpu, mem, memLimit resource.Quantity) {
+	sum := func(field string) (c, m, l resource.Quantity) {
+		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", field)
+		for _, x := range cs {
+			cm, _ := x.(map[string]any)
+			if v, ok, _ := unstructured.NestedString(cm, "resources", "requests", "cpu"); ok {
+				c.Add(resource.MustParse(v))
+			}
+			if v, ok, _ := unstructured.NestedString(cm, "resources", "requests", "memory"); ok {
+				m.Add(resource.MustParse(v))
+			}
+			if v, ok, _ := unstructured.NestedString(cm, "resources", "limits", "memory"); ok {
+				l.Add(resource.MustParse(v))
+			}
+		}
+		return
+	}
+	cpu, mem, memLimit = sum("containers")
+	ic, im, il := sum("initContainers")
+	if ic.Cmp(cpu) > 0 {
+		cpu = ic
+	}
+	if im.Cmp(mem) > 0 {
+		mem = im
+	}
+	if il.Cmp(memLimit) > 0 {
+		memLimit = il
+	}
+	return
+}
