@@ -42,6 +42,13 @@ pod_labels(obj) := object.get(obj.spec.jobTemplate.spec.template, ["metadata", "
 
 pod_labels(obj) := object.get(obj.metadata, "labels", {}) if obj.kind == "Pod"
 
+# pod_spec_metadata(obj) is the pod template's metadata ({} for a bare Pod's own metadata).
+pod_spec_metadata(obj) := object.get(obj.spec.template, "metadata", {}) if obj.kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+pod_spec_metadata(obj) := object.get(obj.spec.jobTemplate.spec.template, "metadata", {}) if obj.kind == "CronJob"
+
+pod_spec_metadata(obj) := obj.metadata if obj.kind == "Pod"
+
 # workloads: every item that runs pods.
 workloads contains item if {
 	some item in input.objects

@@ -1,0 +1,114 @@
+package policytest
+
+import (
+	"regexp"
+	"sort"
+	"strconv"
+	"testing"
+
+	"github.com/cloudlab/platform/policytest/internal/check"
+	"github.com/cloudlab/platform/policytest/internal/render"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func objectsOf(c *render.Cluster, kind, namespace string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, a := range c.AllApps() {
+		for _, o := range a.Objects {
+			if o.GetKind() == kind && (namespace == "" || o.GetNamespace() == namespace) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// TestPublicRoutes: the edge VirtualService routes exactly the catalog's public routes, each to
+// the service that declares it, in every cluster.
+func TestPublicRoutes(t *testing.T) {
+	services, err := check.LoadServices("..")
+	require.NoError(t, err)
+	want := map[string]string{}
+	for _, s := range services {
+		if s.PublicRoute != "" {
+			want[s.PublicRoute] = s.Name + ".cloudlab.svc.cluster.local"
+		}
+	}
+	require.Len(t, want, 9, "the catalog has nine public routes")
+	for _, c := range repo(t).Clusters {
+		vss := objectsOf(c, "VirtualService", "istio-ingress")
+		require.Len(t, vss, 1, "%s: one edge VirtualService", c.Name)
+		got := map[string]string{}
+		routes, _, _ := unstructured.NestedSlice(vss[0].Object, "spec", "http")
+		for _, r := range routes {
+			matches, _, _ := unstructured.NestedSlice(r.(map[string]any), "match")
+			dests, _, _ := unstructured.NestedSlice(r.(map[string]any), "route")
+			require.Len(t, matches, 1, "%s: one match per route", c.Name)
+			require.Len(t, dests, 1, "%s: one destination per route", c.Name)
+			prefix, _, _ := unstructured.NestedString(matches[0].(map[string]any), "uri", "prefix")
+			host, _, _ := unstructured.NestedString(dests[0].(map[string]any), "destination", "host")
+			got[prefix] = host
+		}
+		assert.Equal(t, want, got, "%s: public routes = the catalog's", c.Name)
+	}
+}
+
+// TestEdgeRequiresJWT evaluates the gateway's authorization for requests to every public route:
+// without a token everything but /api/auth is denied; with a token everything is allowed except
+// /api/analytics without the admin role.
+func TestEdgeRequiresJWT(t *testing.T) {
+	services, err := check.LoadServices("..")
+	require.NoError(t, err)
+	for _, c := range repo(t).Clusters {
+		aps := objectsOf(c, "AuthorizationPolicy", "istio-ingress")
+		require.NotEmpty(t, objectsOf(c, "RequestAuthentication", "istio-ingress"), "%s: RequestAuthentication at the gateway", c.Name)
+		user := map[string][]string{"roles": {"customer"}}
+		admin := map[string][]string{"roles": {"customer", "admin"}}
+		for _, s := range services {
+			if s.PublicRoute == "" {
+				continue
+			}
+			for _, path := range []string{s.PublicRoute, s.PublicRoute + "/42"} {
+				denied, _ := check.Denied(aps, check.Request{Path: path})
+				assert.Equal(t, s.PublicRoute != "/api/auth", denied, "%s: %s without a token", c.Name, path)
+				denied, by := check.Denied(aps, check.Request{Path: path, Principal: "https://auth/alice", Claims: user})
+				assert.Equal(t, s.PublicRoute == "/api/analytics", denied, "%s: %s with a customer token (denied by %q)", c.Name, path, by)
+				denied, by = check.Denied(aps, check.Request{Path: path, Principal: "https://auth/root", Claims: admin})
+				assert.False(t, denied, "%s: %s with an admin token (denied by %q)", c.Name, path, by)
+			}
+		}
+		// A path outside the catalog is not opened by a missing rule either.
+		denied, _ := check.Denied(aps, check.Request{Path: "/admin"})
+		assert.True(t, denied, "%s: /admin without a token", c.Name)
+	}
+}
+
+// TestIstioPins: the Istio charts share one exact version, 1.27 or newer.
+func TestIstioPins(t *testing.T) {
+	exact := regexp.MustCompile(`^1\.(\d+)\.\d+$`)
+	for _, c := range repo(t).Clusters {
+		versions := map[string]string{}
+		for _, a := range c.Apps {
+			if a.Chart != nil && a.Chart.RepoURL == "https://istio-release.storage.googleapis.com/charts" {
+				versions[a.Chart.Chart] = a.Chart.TargetRevision
+			}
+		}
+		charts := make([]string, 0, len(versions))
+		for k := range versions {
+			charts = append(charts, k)
+		}
+		sort.Strings(charts)
+		assert.Equal(t, []string{"base", "cni", "gateway", "istiod"}, charts, "%s: Istio charts", c.Name)
+		first := versions["base"]
+		for chart, v := range versions {
+			assert.Equal(t, first, v, "%s: istio %s is not at the same version as base", c.Name, chart)
+			m := exact.FindStringSubmatch(v)
+			if assert.NotNil(t, m, "%s: istio %s %q is not an exact 1.x.y", c.Name, chart, v) {
+				minor, _ := strconv.Atoi(m[1])
+				assert.GreaterOrEqual(t, minor, 27, "%s: istio %s is older than 1.27", c.Name, chart)
+			}
+		}
+	}
+}
