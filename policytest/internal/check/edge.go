@@ -55,27 +55,9 @@ func Denied(policies []*unstructured.Unstructured, req Request) (bool, string) {
 }
 
 func ruleMatches(rule map[string]any, req Request) bool {
-	froms, _, _ := unstructured.NestedSlice(rule, "from")
-	if len(froms) > 0 {
-		ok := false
-		for _, f := range froms {
-			src, _, _ := unstructured.NestedMap(f.(map[string]any), "source")
-			ok = ok || sourceMatches(src, req)
-		}
-		if !ok {
-			return false
-		}
-	}
-	tos, _, _ := unstructured.NestedSlice(rule, "to")
-	if len(tos) > 0 {
-		ok := false
-		for _, t := range tos {
-			op, _, _ := unstructured.NestedMap(t.(map[string]any), "operation")
-			ok = ok || operationMatches(op, req)
-		}
-		if !ok {
-			return false
-		}
+	if !anyEntry(rule, "from", "source", func(src map[string]any) bool { return sourceMatches(src, req) }) ||
+		!anyEntry(rule, "to", "operation", func(op map[string]any) bool { return operationMatches(op, req) }) {
+		return false
 	}
 	whens, _, _ := unstructured.NestedSlice(rule, "when")
 	for _, w := range whens {
@@ -84,6 +66,20 @@ func ruleMatches(rule map[string]any, req Request) bool {
 		}
 	}
 	return true
+}
+
+// anyEntry: a rule without `field` matches; otherwise one of its entries' `key` must match.
+func anyEntry(rule map[string]any, field, key string, match func(map[string]any) bool) bool {
+	entries, _, _ := unstructured.NestedSlice(rule, field)
+	if len(entries) == 0 {
+		return true
+	}
+	for _, e := range entries {
+		if m, _, _ := unstructured.NestedMap(e.(map[string]any), key); match(m) {
+			return true
+		}
+	}
+	return false
 }
 
 func sourceMatches(src map[string]any, req Request) bool {
