@@ -14,7 +14,7 @@ import (
 
 // Footprint is what a namespace's workloads may ask of its ResourceQuota at the worst moment
 // the repository allows: every autoscaler at its maximum, every Deployment in the middle of a
-// rollout (one surge pod), every pod with its injected sidecar.
+// rollout (one surge pod), every Job and CronJob running once, every pod with its sidecar.
 type Footprint struct {
 	Pods                                   int64
 	RequestsCPU, RequestsMemory, LimitsMem resource.Quantity
@@ -142,20 +142,21 @@ func NamespaceFootprint(objs []*unstructured.Unstructured, ns string, side Sidec
 	}
 	var fp Footprint
 	for _, o := range objs {
-		if o.GetNamespace() != ns || (o.GetKind() != "Deployment" && o.GetKind() != "StatefulSet") {
+		template := podTemplatePath(o.GetKind())
+		if o.GetNamespace() != ns || template == nil {
 			continue
 		}
 		n, ok := maxReplicas[o.GetName()]
 		if !ok {
 			n, ok, _ = unstructured.NestedInt64(o.Object, "spec", "replicas")
-			if !ok {
-				n = 1
+			if !ok || o.GetKind() == "CronJob" || o.GetKind() == "Job" {
+				n = 1 // a Job's pod (CronJobs here forbid concurrent runs)
 			}
 		}
 		if o.GetKind() == "Deployment" {
 			n++ // maxSurge 1: one extra pod during a rollout
 		}
-		cpu, mem, lim := PodRequests(o)
+		cpu, mem, lim := PodRequests(o, template)
 		if meshed {
 			cpu.Add(side.RequestsCPU)
 			mem.Add(side.RequestsMemory)
@@ -171,11 +172,22 @@ func NamespaceFootprint(objs []*unstructured.Unstructured, ns string, side Sidec
 	return fp
 }
 
+// podTemplatePath is where a workload kind keeps its pod template (nil: not a workload).
+func podTemplatePath(kind string) []string {
+	switch kind {
+	case "Deployment", "StatefulSet", "Job":
+		return []string{"spec", "template"}
+	case "CronJob":
+		return []string{"spec", "jobTemplate", "spec", "template"}
+	}
+	return nil
+}
+
 // PodRequests sums the requests and memory limits of a workload's pod template: its containers,
 // plus the largest init container where that is larger (as the scheduler counts).
-func PodRequests(o *unstructured.Unstructured) (cpu, mem, memLimit resource.Quantity) {
+func PodRequests(o *unstructured.Unstructured, template []string) (cpu, mem, memLimit resource.Quantity) {
 	sum := func(field string) (c, m, l resource.Quantity) {
-		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", field)
+		cs, _, _ := unstructured.NestedSlice(o.Object, append(append([]string{}, template...), "spec", field)...)
 		for _, x := range cs {
 			cm, _ := x.(map[string]any)
 			if v, ok, _ := unstructured.NestedString(cm, "resources", "requests", "cpu"); ok {

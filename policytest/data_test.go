@@ -1,0 +1,160 @@
+package policytest
+
+import (
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/cloudlab/platform/policytest/internal/check"
+	"github.com/cloudlab/platform/policytest/internal/render"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+const dataNamespace = "cloudlab-data"
+
+func statefulSets(c *render.Cluster) map[string]*unstructured.Unstructured {
+	out := map[string]*unstructured.Unstructured{}
+	for _, o := range objectsOf(c, "StatefulSet", dataNamespace) {
+		out[o.GetName()] = o
+	}
+	return out
+}
+
+func replicas(o *unstructured.Unstructured) int64 {
+	n, ok, _ := unstructured.NestedInt64(o.Object, "spec", "replicas")
+	if !ok {
+		return 1
+	}
+	return n
+}
+
+// TestDataTopology: each environment runs the data tier's topology of docs/data.
+func TestDataTopology(t *testing.T) {
+	want := map[string]map[string]int64{ // cluster -> StatefulSet -> replicas
+		"dev": {"postgresql": 1, "redis": 1, "clickhouse-keeper": 1, "clickhouse-shard-0": 1,
+			"elasticsearch-node": 1, "kafka-node": 1},
+		"staging": {"postgresql": 2, "redis": 3, "clickhouse-keeper": 3, "clickhouse-shard-0": 2,
+			"elasticsearch-node": 3, "kafka-node": 3},
+		"prod": {"postgresql": 3, "redis": 6, "clickhouse-keeper": 3, "clickhouse-shard-0": 2, "clickhouse-shard-1": 2,
+			"elasticsearch-master": 3, "elasticsearch-data": 3, "elasticsearch-ingest": 2,
+			"kafka-controller": 3, "kafka-broker": 3},
+	}
+	for _, c := range repo(t).Clusters {
+		got := map[string]int64{}
+		for name, o := range statefulSets(c) {
+			got[name] = replicas(o)
+		}
+		assert.Equal(t, want[c.Name], got, "%s: data tier StatefulSets and replicas", c.Name)
+	}
+}
+
+// TestQuorums: in staging and prod, Kafka controllers, Elasticsearch master-eligible nodes and
+// ClickHouse Keeper are quorum sets of an odd size of at least 3; in prod their members are
+// required to run on distinct nodes. (policy/quorum.rego checks their PDBs everywhere.)
+func TestQuorums(t *testing.T) {
+	for _, c := range repo(t).Clusters {
+		if c.Name == "dev" {
+			continue
+		}
+		stores := map[string]bool{}
+		for name, o := range statefulSets(c) {
+			if o.GetLabels()["cloudlab.io/quorum"] != "true" {
+				continue
+			}
+			stores[o.GetLabels()["app.kubernetes.io/name"]] = true
+			n := replicas(o)
+			assert.True(t, n >= 3 && n%2 == 1, "%s: quorum %s has %d members", c.Name, name, n)
+			required, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+			if c.Name == "prod" {
+				assert.Len(t, required, 1, "prod: quorum %s needs required hostname anti-affinity", name)
+			}
+		}
+		assert.Equal(t, map[string]bool{"kafka": true, "elasticsearch": true, "clickhouse-keeper": true}, stores, "%s: quorum sets", c.Name)
+	}
+}
+
+// TestBackups: in staging and prod, every data Application that keeps data on volumes has a
+// backup CronJob (label cloudlab.io/backup-of), unless policy/exceptions.yaml says why not.
+func TestBackups(t *testing.T) {
+	data, err := os.ReadFile("../policy/exceptions.yaml")
+	require.NoError(t, err)
+	var ex struct {
+		Exceptions []struct{ Policy, Application, Reason string } `json:"exceptions"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &ex))
+	excepted := map[string]bool{}
+	for _, e := range ex.Exceptions {
+		if e.Policy == "backups" {
+			require.NotEmpty(t, e.Reason, "backup exception for %s needs a reason", e.Application)
+			excepted[e.Application] = true
+		}
+	}
+	for _, c := range repo(t).Clusters {
+		if c.Name == "dev" {
+			continue
+		}
+		for _, a := range c.Apps {
+			stateful, backedUp := false, false
+			for _, o := range a.Objects {
+				if o.GetKind() == "StatefulSet" {
+					stateful = true
+				}
+				if o.GetKind() == "CronJob" && o.GetLabels()["cloudlab.io/backup-of"] != "" {
+					backedUp = true
+				}
+			}
+			if stateful {
+				assert.True(t, backedUp != excepted[a.Name()], "%s/%s: a store with volumes needs a backup CronJob or (exclusively) a reviewed exception", c.Name, a.Name())
+			}
+		}
+	}
+}
+
+// TestStoreClients: every client a store's NetworkPolicy admits from the application namespace
+// is a service that declares the store in its dataStores, and every such service is admitted.
+func TestStoreClients(t *testing.T) {
+	services, err := check.LoadServices("..")
+	require.NoError(t, err)
+	declared := map[string][]string{}
+	for _, s := range services {
+		for _, store := range s.DataStores {
+			declared[store] = append(declared[store], s.Name)
+		}
+	}
+	for _, c := range repo(t).Clusters {
+		admitted := map[string][]string{}
+		for _, np := range objectsOf(c, "NetworkPolicy", dataNamespace) {
+			store := np.GetName()
+			rules, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
+			for _, r := range rules {
+				peers, _, _ := unstructured.NestedSlice(r.(map[string]any), "from")
+				for _, p := range peers {
+					ns, _, _ := unstructured.NestedString(p.(map[string]any), "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name")
+					if ns != appNamespace {
+						continue
+					}
+					exprs, _, _ := unstructured.NestedSlice(p.(map[string]any), "podSelector", "matchExpressions")
+					for _, e := range exprs {
+						vals, _, _ := unstructured.NestedStringSlice(e.(map[string]any), "values")
+						admitted[store] = append(admitted[store], vals...)
+					}
+					if name, ok, _ := unstructured.NestedString(p.(map[string]any), "podSelector", "matchLabels", "app.kubernetes.io/name"); ok {
+						admitted[store] = append(admitted[store], name)
+					}
+				}
+			}
+		}
+		for store, clients := range declared {
+			sort.Strings(clients)
+			got := append([]string{}, admitted[store]...)
+			sort.Strings(got)
+			assert.Equal(t, clients, got, "%s: clients admitted by NetworkPolicy %s = services that declare %s", c.Name, store, store)
+		}
+		for store := range admitted {
+			assert.Contains(t, declared, store, "%s: NetworkPolicy %s admits application clients, but no service declares %s", c.Name, store, store)
+		}
+	}
+}
