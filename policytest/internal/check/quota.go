@@ -16,8 +16,8 @@ import (
 // the repository allows: every autoscaler at its maximum, every Deployment in the middle of a
 // rollout (one surge pod), every Job and CronJob running once, every pod with its sidecar.
 type Footprint struct {
-	Pods                                   int64
-	RequestsCPU, RequestsMemory, LimitsMem resource.Quantity
+	Pods, Claims                                   int64
+	RequestsCPU, RequestsMemory, LimitsMem, Storage resource.Quantity
 }
 
 // Sidecar is the istio-proxy container's resources in a cluster, from the istiod Application's
@@ -117,11 +117,13 @@ func Quotas(repoRoot string, c *render.Cluster) ([]render.Finding, error) {
 			}
 			if need.Cmp(lq) > 0 {
 				out = append(out, render.ObjectFinding(c.Name, owner[q], q, fmt.Sprintf(
-					"%s %s is below the %s the workloads of %s may need (HPA maximums, one rollout surge pod per Deployment, sidecars): raise it or shrink them",
+					"%s %s is below the %s the workloads of %s may need (HPA maximums, one rollout surge pod per Deployment, sidecars, every volume): raise it or shrink them",
 					key, limit, need.String(), ns)))
 			}
 		}
 		check("pods", *resource.NewQuantity(fp.Pods, resource.DecimalSI))
+		check("persistentvolumeclaims", *resource.NewQuantity(fp.Claims, resource.DecimalSI))
+		check("requests.storage", fp.Storage)
 		check("requests.cpu", fp.RequestsCPU)
 		check("requests.memory", fp.RequestsMemory)
 		check("limits.memory", fp.LimitsMem)
@@ -142,6 +144,12 @@ func NamespaceFootprint(objs []*unstructured.Unstructured, ns string, side Sidec
 	}
 	var fp Footprint
 	for _, o := range objs {
+		if o.GetNamespace() == ns && o.GetKind() == "PersistentVolumeClaim" {
+			fp.Claims++
+			if v, ok, _ := unstructured.NestedString(o.Object, "spec", "resources", "requests", "storage"); ok {
+				fp.Storage.Add(resource.MustParse(v))
+			}
+		}
 		template := podTemplatePath(o.GetKind())
 		if o.GetNamespace() != ns || template == nil {
 			continue
@@ -163,6 +171,15 @@ func NamespaceFootprint(objs []*unstructured.Unstructured, ns string, side Sidec
 			lim.Add(side.LimitsMemory)
 		}
 		fp.Pods += n
+		// A StatefulSet's claims: one per template per replica (kept when it scales down).
+		vcts, _, _ := unstructured.NestedSlice(o.Object, "spec", "volumeClaimTemplates")
+		for _, v := range vcts {
+			size, _, _ := unstructured.NestedString(v.(map[string]any), "spec", "resources", "requests", "storage")
+			for i := int64(0); i < n && size != ""; i++ {
+				fp.Claims++
+				fp.Storage.Add(resource.MustParse(size))
+			}
+		}
 		for i := int64(0); i < n; i++ {
 			fp.RequestsCPU.Add(cpu)
 			fp.RequestsMemory.Add(mem)

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// ControlPlane is a real Kubernetes control plane on loopback: etcd (embedded), kube-apiserver,
+// kube-controller-manager and kube-scheduler built from k8s.io/kubernetes, and KWOK, which plays
+// the kubelets of the simulated nodes (it marks their pods running and ready).
+type ControlPlane struct {
+	dir        string
+	etcd       *embed.Etcd
+	procs      []*exec.Cmd
+	Config     *rest.Config
+	Client     kubernetes.Interface
+	Dynamic    dynamic.Interface
+	Kubeconfig string
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// StartControlPlane starts everything in dir; logs of each process go to dir/<name>.log.
+func StartControlPlane(ctx context.Context, dir, binDir, kwok, kwokStages string) (*ControlPlane, error) {
+	cp := &ControlPlane{dir: dir}
+	ok := false
+	defer func() {
+		if !ok {
+			cp.Stop()
+		}
+	}()
+
+	// etcd, embedded: one member, loopback only.
+	clientPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = filepath.Join(dir, "etcd")
+	cu, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(clientPort))
+	pu, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(peerPort))
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "error"
+	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	if cp.etcd, err = embed.StartEtcd(cfg); err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	select {
+	case <-cp.etcd.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		return nil, fmt.Errorf("etcd did not become ready")
+	}
+
+	// Service-account signing key and an admin token (group system:masters).
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	keyFile := filepath.Join(dir, "sa.key")
+	pubFile := filepath.Join(dir, "sa.pub")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		return nil, err
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
+		return nil, err
+	}
+	tokenBytes := make([]byte, 16)
+	_, _ = rand.Read(tokenBytes)
+	token := hex.EncodeToString(tokenBytes)
+	tokenFile := filepath.Join(dir, "tokens.csv")
+	if err := os.WriteFile(tokenFile, []byte(token+`,admin,admin,"system:masters"`+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+
+	apiPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	certDir := filepath.Join(dir, "pki")
+	if err := cp.run("kube-apiserver", filepath.Join(binDir, "kube-apiserver"),
+		"--etcd-servers="+cu.String(),
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort), "--cert-dir="+certDir,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+pubFile, "--service-account-signing-key-file="+keyFile,
+		"--token-auth-file="+tokenFile, "--authorization-mode=RBAC",
+		"--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=false",
+		// The admission plugins of a real cluster stay on (Pod Security, ResourceQuota, LimitRanger...).
+	); err != nil {
+		return nil, err
+	}
+	cp.Config = &rest.Config{
+		Host: "https://127.0.0.1:" + strconv.Itoa(apiPort), BearerToken: token,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 200, Burst: 400,
+	}
+	if cp.Client, err = kubernetes.NewForConfig(cp.Config); err != nil {
+		return nil, err
+	}
+	if cp.Dynamic, err = dynamic.NewForConfig(cp.Config); err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, 90*time.Second, "kube-apiserver /readyz", func() (bool, error) {
+		body, err := cp.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	}); err != nil {
+		return nil, err
+	}
+
+	cp.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: sim, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: admin, user: {token: %q}}]
+contexts: [{name: sim, context: {cluster: sim, user: admin}}]
+current-context: sim
+`, cp.Config.Host, token)
+	if err := os.WriteFile(cp.Kubeconfig, []byte(kc), 0o600); err != nil {
+		return nil, err
+	}
+	cmPort, _ := freePort()
+	if err := cp.run("kube-controller-manager", filepath.Join(binDir, "kube-controller-manager"),
+		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(cmPort),
+		"--service-account-private-key-file="+keyFile, "--root-ca-file="+filepath.Join(certDir, "apiserver.crt"),
+		"--use-service-account-credentials=false", "--controllers=*",
+		// Pods of a deleted (lost) node are cleaned up fast, as on a real cluster after the grace period.
+		"--terminated-pod-gc-threshold=100",
+	); err != nil {
+		return nil, err
+	}
+	schedPort, _ := freePort()
+	if err := cp.run("kube-scheduler", filepath.Join(binDir, "kube-scheduler"),
+		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort),
+	); err != nil {
+		return nil, err
+	}
+	kwokPort, _ := freePort()
+	if err := cp.run("kwok", kwok,
+		"--kubeconfig="+cp.Kubeconfig, "--config="+kwokStages,
+		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--node-ip=127.0.0.1", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
+		"--cidr=10.244.0.0/16",
+		// Node Leases are the heartbeat the node lifecycle controller watches (stage node-heartbeat-with-lease).
+		"--node-lease-duration-seconds=40",
+	); err != nil {
+		return nil, err
+	}
+	ok = true
+	return cp, nil
+}
+
+func (cp *ControlPlane) run(name, bin string, args ...string) error {
+	logFile, err := os.Create(filepath.Join(cp.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	cp.procs = append(cp.procs, cmd)
+	go func() { _ = cmd.Wait(); logFile.Close() }()
+	return nil
+}
+
+// Stop ends every process (last started first) and etcd.
+func (cp *ControlPlane) Stop() {
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		if p := cp.procs[i].Process; p != nil {
+			_ = p.Kill()
+		}
+	}
+	if cp.etcd != nil {
+		cp.etcd.Close()
+	}
+}
+
+// waitFor polls cond every 500ms until it holds or the timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		done, err := cond()
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not done after %s", what, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
+)
+
+// Shape is clusters/<env>/simulation.yaml.
+type Shape struct {
+	Nodes []struct {
+		Name, Zone, CPU, Memory string
+		Allocatable             struct{ CPU, Memory string } `json:"allocatable"`
+	} `json:"nodes"`
+	DaemonSetsPerNode struct{ CPU, Memory string } `json:"daemonSetsPerNode"`
+	Platform          []struct {
+		Name, Namespace, CPU, Memory string
+		Replicas                     int32
+	} `json:"platform"`
+	Budget *struct{ CPU, Memory string } `json:"budget"`
+}
+
+const (
+	provisioner   = "zonal-volume.simulate.cloudlab.io" // a CSI driver name: DNS-like, no slash
+	standInLabel  = "simulate.cloudlab.io/stand-in"
+	fieldManager  = "simulate"
+	zoneLabel     = "topology.kubernetes.io/zone"
+	hostnameLabel = "kubernetes.io/hostname"
+)
+
+// CreateNodes registers the environment's nodes; KWOK (annotation kwok.x-k8s.io/node=fake)
+// keeps them Ready and runs their pods.
+func CreateNodes(ctx context.Context, cp *ControlPlane, shape *Shape) error {
+	for _, n := range shape.Nodes {
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        n.Name,
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+				Labels: map[string]string{hostnameLabel: n.Name, zoneLabel: n.Zone, "kubernetes.io/os": "linux",
+					"kubernetes.io/arch": "amd64", "type": "kwok"},
+			},
+		}
+		created, err := cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		created.Status.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(n.CPU), corev1.ResourceMemory: resource.MustParse(n.Memory), corev1.ResourcePods: resource.MustParse("110")}
+		created.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(n.Allocatable.CPU), corev1.ResourceMemory: resource.MustParse(n.Allocatable.Memory), corev1.ResourcePods: resource.MustParse("110")}
+		if _, err := cp.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateStorageClasses makes every storage class the environment names, bound to the
+// simulated provisioner with WaitForFirstConsumer, as EBS gp3 is.
+func CreateStorageClasses(ctx context.Context, cp *ControlPlane, names []string) error {
+	mode := storagev1.VolumeBindingWaitForFirstConsumer
+	for _, name := range names {
+		sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: provisioner, VolumeBindingMode: &mode}
+		if _, err := cp.Client.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Provision plays the CSI provisioner: a PVC that the scheduler has placed (annotation
+// volume.kubernetes.io/selected-node) gets a PersistentVolume pinned to that node's zone, like
+// an EBS volume. A pod whose zone is lost can therefore not move to another zone.
+func Provision(ctx context.Context, cp *ControlPlane) {
+	for ctx.Err() == nil {
+		pvcs, err := cp.Client.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for _, pvc := range pvcs.Items {
+				nodeName := pvc.Annotations["volume.kubernetes.io/selected-node"]
+				if pvc.Spec.VolumeName != "" || nodeName == "" {
+					continue
+				}
+				node, err := cp.Client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				pv := &corev1.PersistentVolume{
+					ObjectMeta: metav1.ObjectMeta{Name: "pv-" + string(pvc.UID),
+						Annotations: map[string]string{"pv.kubernetes.io/provisioned-by": provisioner}},
+					Spec: corev1.PersistentVolumeSpec{
+						Capacity:                      corev1.ResourceList{corev1.ResourceStorage: pvc.Spec.Resources.Requests[corev1.ResourceStorage]},
+						AccessModes:                   pvc.Spec.AccessModes,
+						PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+						StorageClassName:              derefString(pvc.Spec.StorageClassName),
+						ClaimRef:                      &corev1.ObjectReference{Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID},
+						PersistentVolumeSource:        corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: provisioner, VolumeHandle: string(pvc.UID)}},
+						NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+							MatchExpressions: []corev1.NodeSelectorRequirement{{Key: zoneLabel, Operator: corev1.NodeSelectorOpIn, Values: []string{node.Labels[zoneLabel]}}},
+						}}}},
+					},
+				}
+				if _, err := cp.Client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+					fmt.Fprintf(os.Stderr, "provisioner: %s/%s: %v\n", pvc.Namespace, pvc.Name, err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Decode reads every object of a multi-document YAML stream.
+func Decode(data []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, err
+		}
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+}
+
+// Wave is one rendered Application file (rendered/<env>/<app>.yaml) and its sync wave.
+type Wave struct {
+	App     string
+	Number  int
+	Objects []*unstructured.Unstructured
+}
+
+var header = regexp.MustCompile(`^# Application (\S+) \(wave (-?\d+)\)`)
+
+// LoadRendered reads what `make render` wrote, ordered as Argo CD syncs it: by sync wave, then
+// name; the root (its Applications and AppProjects) last, once their namespace exists.
+func LoadRendered(dir string) ([]Wave, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("nothing rendered in %s (run make render): %v", dir, err)
+	}
+	var waves []Wave
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		m := header.FindSubmatch(data)
+		if m == nil {
+			return nil, fmt.Errorf("%s: no '# Application <name> (wave N)' header", f)
+		}
+		n, _ := strconv.Atoi(string(m[2]))
+		if string(m[1]) == "root" {
+			n = 1 << 20
+		}
+		objs, err := Decode(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		waves = append(waves, Wave{App: string(m[1]), Number: n, Objects: objs})
+	}
+	sort.SliceStable(waves, func(i, j int) bool {
+		if waves[i].Number != waves[j].Number {
+			return waves[i].Number < waves[j].Number
+		}
+		return waves[i].App < waves[j].App
+	})
+	return waves, nil
+}
+
+// Applier applies objects with server-side apply, resolving kinds through discovery (refreshed
+// after CRDs are installed).
+type Applier struct {
+	cp     *ControlPlane
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+}
+
+func NewApplier(cp *ControlPlane) *Applier {
+	return &Applier{cp: cp, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cp.Client.Discovery()))}
+}
+
+// Apply server-side applies one object; the error says which object the API server refused.
+func (a *Applier) Apply(ctx context.Context, o *unstructured.Unstructured) error {
+	gvk := o.GroupVersionKind()
+	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		a.mapper.Reset()
+		if m, err = a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)
+		}
+	}
+	data, err := o.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	force := true
+	ri := a.cp.Dynamic.Resource(m.Resource)
+	if m.Scope.Name() == "namespace" {
+		_, err = ri.Namespace(o.GetNamespace()).Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: fieldManager, Force: &force})
+	} else {
+		_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: fieldManager, Force: &force})
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, o.GetNamespace(), o.GetName(), err)
+	}
+	return nil
+}
+
+// InstallCRDs applies every vendored CRD and waits until all are Established.
+func InstallCRDs(ctx context.Context, a *Applier, crdDir string) (int, error) {
+	var crds []*unstructured.Unstructured
+	err := filepath.WalkDir(crdDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		objs, err := Decode(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		for _, o := range objs {
+			if o.GetKind() == "CustomResourceDefinition" {
+				crds = append(crds, o)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range crds {
+		if err := a.Apply(ctx, c); err != nil {
+			return 0, err
+		}
+	}
+	gvr := a.cp.Dynamic.Resource(crdResource)
+	err = waitFor(ctx, 60*time.Second, "CRDs established", func() (bool, error) {
+		list, err := gvr.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		established := 0
+		for _, item := range list.Items {
+			conds, _, _ := unstructured.NestedSlice(item.Object, "status", "conditions")
+			for _, c := range conds {
+				cm := c.(map[string]any)
+				if cm["type"] == "Established" && cm["status"] == "True" {
+					established++
+				}
+			}
+		}
+		return established >= len(crds), nil
+	})
+	a.mapper.Reset()
+	return len(crds), err
+}
+
+// Sidecar is the istio-proxy container istiod would inject (its size from the istiod values).
+type Sidecar struct{ CPU, Memory, MemoryLimit string }
+
+// InjectSidecars adds the istio-proxy container to the pod templates of workloads in meshed
+// namespaces, as istiod's webhook does on a real cluster, so that the scheduler, the quotas
+// and Pod Security see it.
+func InjectSidecars(objs []*unstructured.Unstructured, meshed map[string]bool, s Sidecar) {
+	if s.CPU == "" {
+		return
+	}
+	for _, o := range objs {
+		if !meshed[o.GetNamespace()] || (o.GetKind() != "Deployment" && o.GetKind() != "StatefulSet") {
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		containers = append(containers, map[string]any{
+			"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.3",
+			"resources": map[string]any{
+				"requests": map[string]any{"cpu": s.CPU, "memory": s.Memory},
+				"limits":   map[string]any{"memory": s.MemoryLimit},
+			},
+			"securityContext": map[string]any{
+				"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true, "runAsUser": int64(1337),
+				"capabilities": map[string]any{"drop": []any{"ALL"}},
+			},
+		})
+		_ = unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers")
+	}
+}
+
+// StandIns are the pods the repository cannot render (upstream charts; per-node DaemonSets), as
+// pause containers with the requests from clusters/<env>/simulation.yaml.
+func StandIns(shape *Shape) []*unstructured.Unstructured {
+	pod := func(name string, cpu, mem string) map[string]any {
+		return map[string]any{
+			"metadata": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": name, standInLabel: "true"}},
+			"spec": map[string]any{
+				"automountServiceAccountToken": false,
+				"securityContext":              map[string]any{"runAsNonRoot": true, "runAsUser": int64(65532), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
+				"containers": []any{map[string]any{
+					"name": name, "image": "registry.k8s.io/pause:3.10",
+					"resources": map[string]any{"requests": map[string]any{"cpu": cpu, "memory": mem}, "limits": map[string]any{"memory": mem}},
+					"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+						"capabilities": map[string]any{"drop": []any{"ALL"}}},
+				}},
+			},
+		}
+	}
+	var out []*unstructured.Unstructured
+	for _, p := range shape.Platform {
+		out = append(out, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "Deployment",
+			"metadata": map[string]any{"name": p.Name, "namespace": p.Namespace, "labels": map[string]any{standInLabel: "true"}},
+			"spec": map[string]any{
+				"replicas": int64(p.Replicas),
+				"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": p.Name}},
+				"template": pod(p.Name, p.CPU, p.Memory),
+			},
+		}})
+	}
+	if shape.DaemonSetsPerNode.CPU != "" {
+		out = append(out, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "DaemonSet",
+			"metadata": map[string]any{"name": "node-daemons", "namespace": "kube-system", "labels": map[string]any{standInLabel: "true"}},
+			"spec": map[string]any{
+				"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "node-daemons"}},
+				"template": pod("node-daemons", shape.DaemonSetsPerNode.CPU, shape.DaemonSetsPerNode.Memory),
+			},
+		}})
+	}
+	return out
+}
+
+func loadShape(path string) (*Shape, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Shape{}
+	if err := yaml.UnmarshalStrict(data, s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}

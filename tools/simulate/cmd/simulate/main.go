@@ -1,0 +1,324 @@
+// Command simulate applies one environment, as rendered by `make render`, to a real Kubernetes
+// control plane built here (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with
+// nodes simulated by KWOK in the environment's shape (clusters/<env>/simulation.yaml), and judges:
+//
+//   - every object is accepted (server-side apply, Pod Security and ResourceQuota admission on);
+//   - everything schedules and every Deployment and StatefulSet becomes ready;
+//   - capacity: requests against allocatable per node and in all;
+//   - a rolling drain of every node through the Eviction API keeps every quorum's majority and
+//     every service available;
+//   - prod: losing a whole zone keeps every quorum and every service, and the rest reschedules.
+//
+// It prints a report, writes it with a picture (SVG) next to the rendered files, and exits 1 if
+// any scenario fails. `make simulate CLUSTER=<env>` runs it; docs/simulate.md explains it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+func main() {
+	cluster := flag.String("cluster", "", "environment (clusters/<env>)")
+	repo := flag.String("repo", ".", "repository root")
+	rendered := flag.String("rendered", "", "rendered objects (default rendered/<env>)")
+	binDir := flag.String("bin", "", "folder with kube-apiserver, kube-controller-manager, kube-scheduler")
+	kwok := flag.String("kwok", "kwok", "kwok binary")
+	extra := flag.String("extra", "", "a YAML file of extra objects to apply last (tests: an oversized pod)")
+	drains := flag.Bool("drains", true, "run the rolling drain of every node")
+	flag.Parse()
+	if *cluster == "" || *binDir == "" {
+		fmt.Fprintln(os.Stderr, "usage: simulate -cluster <env> -bin <dir> -kwok <path>")
+		os.Exit(2)
+	}
+	if *rendered == "" {
+		*rendered = filepath.Join(*repo, "rendered", *cluster)
+	}
+	r := &Run{Cluster: *cluster, Repo: *repo, Rendered: *rendered, Bin: *binDir, Kwok: *kwok, Extra: *extra, Drains: *drains, start: time.Now()}
+	ok, err := r.Main(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "simulate:", err)
+		os.Exit(2)
+	}
+	if !ok {
+		os.Exit(1)
+	}
+}
+
+// Run is one simulation of one environment.
+type Run struct {
+	Cluster, Repo, Rendered, Bin, Kwok, Extra string
+	Drains                                    bool
+	start                                     time.Time
+	report                                    strings.Builder
+	failed                                    bool
+}
+
+func (r *Run) log(format string, args ...any) {
+	line := fmt.Sprintf("[%5.1fs] ", time.Since(r.start).Seconds()) + fmt.Sprintf(format, args...)
+	fmt.Println(line)
+}
+
+func (r *Run) out(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	fmt.Println(line)
+	r.report.WriteString(line + "\n")
+}
+
+func (r *Run) verdict(name string, problems []string) {
+	if len(problems) == 0 {
+		r.out("PASS %s", name)
+		return
+	}
+	r.failed = true
+	r.out("FAIL %s", name)
+	for _, p := range problems {
+		r.out("     - %s", p)
+	}
+}
+
+func (r *Run) Main(ctx context.Context) (bool, error) {
+	shape, err := loadShape(filepath.Join(r.Repo, "clusters", r.Cluster, "simulation.yaml"))
+	if err != nil {
+		return false, err
+	}
+	waves, err := LoadRendered(r.Rendered)
+	if err != nil {
+		return false, err
+	}
+	work, err := os.MkdirTemp("", "cloudlab-simulate-"+r.Cluster+"-")
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if !r.failed {
+			os.RemoveAll(work)
+		} else {
+			fmt.Println("control plane logs kept in", work)
+		}
+	}()
+
+	r.log("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) in %s", work)
+	cp, err := StartControlPlane(ctx, work, r.Bin, r.Kwok, filepath.Join(r.Repo, "tools", "simulate", "kwok-stages.yaml"))
+	if err != nil {
+		return false, fmt.Errorf("%w (logs in %s)", err, work)
+	}
+	defer cp.Stop()
+	pctx, stopProvisioner := context.WithCancel(ctx)
+	defer stopProvisioner()
+	go Provision(pctx, cp)
+
+	if err := CreateNodes(ctx, cp, shape); err != nil {
+		return false, err
+	}
+	applier := NewApplier(cp)
+	n, err := InstallCRDs(ctx, applier, filepath.Join(r.Repo, "policytest", "crds"))
+	if err != nil {
+		return false, err
+	}
+	r.log("%d nodes, %d CRDs established", len(shape.Nodes), n)
+
+	// Storage classes the environment names, and the sidecar istiod would inject.
+	var all []*unstructured.Unstructured
+	for _, w := range waves {
+		all = append(all, w.Objects...)
+	}
+	if err := CreateStorageClasses(ctx, cp, storageClasses(all)); err != nil {
+		return false, err
+	}
+	meshed := map[string]bool{}
+	for _, o := range all {
+		if o.GetKind() == "Namespace" && o.GetLabels()["istio-injection"] == "enabled" {
+			meshed[o.GetName()] = true
+		}
+	}
+	side, err := sidecarOf(r.Repo, r.Cluster)
+	if err != nil {
+		return false, err
+	}
+	InjectSidecars(all, meshed, side)
+
+	// Apply wave by wave; the upstream charts' stand-ins after the platform wave.
+	var refused []string
+	standInsDone := false
+	applied := 0
+	for _, w := range waves {
+		if !standInsDone && w.Number >= 10 {
+			for _, o := range StandIns(shape) {
+				if err := applier.Apply(ctx, o); err != nil {
+					refused = append(refused, "stand-in: "+err.Error())
+				}
+			}
+			standInsDone = true
+		}
+		for _, o := range w.Objects {
+			if err := applier.Apply(ctx, o); err != nil {
+				refused = append(refused, w.App+": "+err.Error())
+				continue
+			}
+			applied++
+		}
+	}
+	if r.Extra != "" {
+		data, err := os.ReadFile(r.Extra)
+		if err != nil {
+			return false, err
+		}
+		extra, err := Decode(data)
+		if err != nil {
+			return false, err
+		}
+		for _, o := range extra {
+			if err := applier.Apply(ctx, o); err != nil {
+				refused = append(refused, "extra: "+err.Error())
+			}
+		}
+	}
+	r.out("== simulate %s: %d objects of %d Applications applied wave by wave", r.Cluster, applied, len(waves))
+	r.verdict("every object accepted by the API server (server-side apply, Pod Security, quotas)", refused)
+
+	// HPAs cannot compute utilisation here (no metrics); start each scaled workload at its
+	// minReplicas, as the HPA would.
+	if err := scaleToHPAMinimum(ctx, cp); err != nil {
+		return false, err
+	}
+	r.log("waiting for every Deployment and StatefulSet to be ready")
+	snap, notReady, err := WaitReady(ctx, cp, 3*time.Minute)
+	if err != nil {
+		return false, err
+	}
+	r.verdict("everything schedules and every Deployment and StatefulSet is ready", notReady)
+	r.capacity(snap, shape)
+	if err := writePicture(filepath.Join(r.Rendered, "simulation.svg"), r.Cluster, snap.Use()); err != nil {
+		return false, err
+	}
+
+	if r.Drains && len(shape.Nodes) == 1 {
+		r.out("SKIP rolling drain: a single node cannot be drained without taking everything down (dev is one laptop node)")
+	} else if r.Drains && len(notReady) == 0 {
+		var problems []string
+		for _, node := range shape.Nodes {
+			r.log("draining %s", node.Name)
+			problems = append(problems, Drain(ctx, cp, node.Name, r.log)...)
+			if _, nr, _ := WaitReady(ctx, cp, 3*time.Minute); len(nr) > 0 {
+				problems = append(problems, fmt.Sprintf("after draining %s and uncordoning it, not ready: %s", node.Name, strings.Join(nr, "; ")))
+			}
+		}
+		r.verdict(fmt.Sprintf("rolling drain of all %d nodes: PDBs respected, quorums and services kept", len(shape.Nodes)), dedupe(problems))
+	}
+	if r.Cluster == "prod" && len(notReady) == 0 {
+		zone := shape.Nodes[0].Zone
+		problems, pending := LoseZone(ctx, cp, zone, r.log)
+		r.verdict(fmt.Sprintf("zone %s lost: quorums keep a majority, services keep serving, the rest reschedules", zone), problems)
+		if len(pending) > 0 {
+			r.out("     (waiting for their zone's volumes, as expected: %s)", strings.Join(pending, ", "))
+		}
+		if after, err := Snap(ctx, cp); err == nil {
+			r.capacity(after, nil)
+		}
+	}
+	r.out("== simulate %s: %s in %.0fs", r.Cluster, map[bool]string{true: "FAILED", false: "passed"}[r.failed], time.Since(r.start).Seconds())
+	if err := os.WriteFile(filepath.Join(r.Rendered, "simulation.txt"), []byte(r.report.String()), 0o644); err != nil {
+		return false, err
+	}
+	return !r.failed, nil
+}
+
+// capacity prints requests against allocatable per node and in all, with headroom.
+func (r *Run) capacity(s *Snapshot, shape *Shape) {
+	use := s.Use()
+	r.out("%-12s %-16s %5s %22s %22s %9s", "node", "zone", "pods", "cpu requested/alloc", "memory requested/alloc", "headroom")
+	var tc, tm, ac, am int64
+	for _, u := range use {
+		c, m := u.CPU.MilliValue(), u.Mem.Value()>>20
+		a, b := u.AllocCPU.MilliValue(), u.AllocMem.Value()>>20
+		tc, tm, ac, am = tc+c, tm+m, ac+a, am+b
+		r.out("%-12s %-16s %5d %10dm /%8dm %10dMi /%8dMi %4.0f%%/%3.0f%%", u.Name, u.Zone, len(u.Pods), c, a, m, b, pct(a-c, a), pct(b-m, b))
+	}
+	r.out("%-12s %-16s %5s %10dm /%8dm %10dMi /%8dMi %4.0f%%/%3.0f%%", "total", "", "", tc, ac, tm, am, pct(ac-tc, ac), pct(am-tm, am))
+	if shape != nil && shape.Budget != nil {
+		var problems []string
+		if bc := mustMilli(shape.Budget.CPU); tc > bc {
+			problems = append(problems, fmt.Sprintf("requests %dm CPU exceed the budget %s", tc, shape.Budget.CPU))
+		}
+		if bm := mustMi(shape.Budget.Memory); tm > bm {
+			problems = append(problems, fmt.Sprintf("requests %dMi exceed the budget %s", tm, shape.Budget.Memory))
+		}
+		r.verdict(fmt.Sprintf("all requests within the environment's budget (%s CPU / %s)", shape.Budget.CPU, shape.Budget.Memory), problems)
+	}
+}
+
+func pct(free, total int64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return 100 * float64(free) / float64(total)
+}
+
+func storageClasses(objs []*unstructured.Unstructured) []string {
+	seen := map[string]bool{}
+	for _, o := range objs {
+		vcts, _, _ := unstructured.NestedSlice(o.Object, "spec", "volumeClaimTemplates")
+		for _, v := range vcts {
+			if sc, ok, _ := unstructured.NestedString(v.(map[string]any), "spec", "storageClassName"); ok {
+				seen[sc] = true
+			}
+		}
+		if o.GetKind() == "PersistentVolumeClaim" {
+			if sc, ok, _ := unstructured.NestedString(o.Object, "spec", "storageClassName"); ok {
+				seen[sc] = true
+			}
+		}
+	}
+	var out []string
+	for sc := range seen {
+		out = append(out, sc)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sidecarOf reads global.proxy.resources from platform/istiod/values.yaml, overridden by
+// clusters/<env>/values/istiod.yaml (as Helm merges them).
+func sidecarOf(repo, cluster string) (Sidecar, error) {
+	var s Sidecar
+	for _, f := range []string{filepath.Join(repo, "platform", "istiod", "values.yaml"), filepath.Join(repo, "clusters", cluster, "values", "istiod.yaml")} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return s, err
+		}
+		var v struct {
+			Global struct {
+				Proxy struct {
+					Resources struct {
+						Requests struct{ CPU, Memory string } `json:"requests"`
+						Limits   struct{ Memory string }      `json:"limits"`
+					} `json:"resources"`
+				} `json:"proxy"`
+			} `json:"global"`
+		}
+		if err := yaml.Unmarshal(data, &v); err != nil {
+			return s, fmt.Errorf("%s: %w", f, err)
+		}
+		res := v.Global.Proxy.Resources
+		if res.Requests.CPU != "" {
+			s.CPU = res.Requests.CPU
+		}
+		if res.Requests.Memory != "" {
+			s.Memory = res.Requests.Memory
+		}
+		if res.Limits.Memory != "" {
+			s.MemoryLimit = res.Limits.Memory
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// Snapshot is the cluster's state at one moment, as the scenarios judge it.
+type Snapshot struct {
+	Nodes        []corev1.Node
+	Pods         []corev1.Pod
+	Deployments  []appsv1.Deployment
+	StatefulSets []appsv1.StatefulSet
+	PDBs         []policyv1.PodDisruptionBudget
+}
+
+func Snap(ctx context.Context, cp *ControlPlane) (*Snapshot, error) {
+	s := &Snapshot{}
+	nodes, err := cp.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pods, err := cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	deps, err := cp.Client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	sts, err := cp.Client.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pdbs, err := cp.Client.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	s.Nodes, s.Pods, s.Deployments, s.StatefulSets, s.PDBs = nodes.Items, pods.Items, deps.Items, sts.Items, pdbs.Items
+	return s, nil
+}
+
+func replicasOf(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}
+
+// NotReady lists every Deployment and StatefulSet below its replica count.
+func (s *Snapshot) NotReady() []string {
+	var out []string
+	for _, d := range s.Deployments {
+		if want := replicasOf(d.Spec.Replicas); d.Status.ReadyReplicas < want {
+			out = append(out, fmt.Sprintf("Deployment %s/%s: %d/%d ready", d.Namespace, d.Name, d.Status.ReadyReplicas, want))
+		}
+	}
+	for _, st := range s.StatefulSets {
+		if want := replicasOf(st.Spec.Replicas); st.Status.ReadyReplicas < want {
+			out = append(out, fmt.Sprintf("StatefulSet %s/%s: %d/%d ready", st.Namespace, st.Name, st.Status.ReadyReplicas, want))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Quorums are the sets that must keep a majority ready: StatefulSets labelled
+// cloudlab.io/quorum=true (Kafka controllers, Elasticsearch masters, Keeper) and the Redis
+// Cluster (its masters elect failovers by majority).
+func (s *Snapshot) Quorums() []appsv1.StatefulSet {
+	var out []appsv1.StatefulSet
+	for _, st := range s.StatefulSets {
+		if replicasOf(st.Spec.Replicas) > 1 && (st.Labels["cloudlab.io/quorum"] == "true" || st.Labels["app.kubernetes.io/name"] == "redis") {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Violations are the invariants that must hold at every moment of a drain or a zone loss.
+func (s *Snapshot) Violations() []string {
+	var out []string
+	for _, q := range s.Quorums() {
+		n := replicasOf(q.Spec.Replicas)
+		if q.Status.ReadyReplicas < n/2+1 {
+			out = append(out, fmt.Sprintf("quorum %s/%s has %d of %d ready: majority lost", q.Namespace, q.Name, q.Status.ReadyReplicas, n))
+		}
+	}
+	for _, d := range s.Deployments {
+		if d.Namespace == "cloudlab" && d.Status.ReadyReplicas < 1 {
+			out = append(out, fmt.Sprintf("service %s has no ready replica", d.Name))
+		}
+	}
+	for _, p := range s.PDBs {
+		if p.Status.ObservedGeneration == p.Generation && p.Status.ExpectedPods > 0 && p.Status.CurrentHealthy < p.Status.DesiredHealthy-1 {
+			// -1: the pod that was just evicted legitimately; two below means an eviction the
+			// budget should have refused was granted.
+			out = append(out, fmt.Sprintf("PDB %s/%s: %d healthy of %d desired", p.Namespace, p.Name, p.Status.CurrentHealthy, p.Status.DesiredHealthy))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func requests(p *corev1.Pod) (cpu, mem resource.Quantity) {
+	for _, c := range p.Spec.Containers {
+		cpu.Add(c.Resources.Requests[corev1.ResourceCPU])
+		mem.Add(c.Resources.Requests[corev1.ResourceMemory])
+	}
+	return
+}
+
+// NodeUse is one node's allocatable and what its pods request.
+type NodeUse struct {
+	Name, Zone                   string
+	AllocCPU, AllocMem, CPU, Mem resource.Quantity
+	Pods                         []corev1.Pod
+}
+
+func (s *Snapshot) Use() []NodeUse {
+	var out []NodeUse
+	for _, n := range s.Nodes {
+		u := NodeUse{Name: n.Name, Zone: n.Labels[zoneLabel], AllocCPU: n.Status.Allocatable[corev1.ResourceCPU], AllocMem: n.Status.Allocatable[corev1.ResourceMemory]}
+		for _, p := range s.Pods {
+			if p.Spec.NodeName == n.Name && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+				c, m := requests(&p)
+				u.CPU.Add(c)
+				u.Mem.Add(m)
+				u.Pods = append(u.Pods, p)
+			}
+		}
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Unschedulable explains every pod the scheduler could not place: its requests, the most free
+// capacity any node has, and the shortfall.
+func (s *Snapshot) Unschedulable() []string {
+	use := s.Use()
+	var out []string
+	for _, p := range s.Pods {
+		if p.Spec.NodeName != "" || p.Status.Phase != corev1.PodPending || p.DeletionTimestamp != nil {
+			continue
+		}
+		cpu, mem := requests(&p)
+		var bestCPU, bestMem resource.Quantity
+		bestNode := "-"
+		for _, u := range use {
+			fc := u.AllocCPU.DeepCopy()
+			fc.Sub(u.CPU)
+			fm := u.AllocMem.DeepCopy()
+			fm.Sub(u.Mem)
+			if bestNode == "-" || fm.Cmp(bestMem) > 0 {
+				bestNode, bestCPU, bestMem = u.Name, fc, fm
+			}
+		}
+		short := []string{}
+		if d := cpu.DeepCopy(); d.Cmp(bestCPU) > 0 {
+			d.Sub(bestCPU)
+			short = append(short, "cpu "+d.String())
+		}
+		if d := mem.DeepCopy(); d.Cmp(bestMem) > 0 {
+			d.Sub(bestMem)
+			short = append(short, "memory "+fmtMem(d))
+		}
+		why := "not by capacity: zone or anti-affinity constraints (see its volume's zone)"
+		if len(short) > 0 {
+			why = "shortfall " + strings.Join(short, ", ")
+		}
+		out = append(out, fmt.Sprintf("pod %s/%s requests cpu %s memory %s; the freest node %s has cpu %s memory %s free: %s",
+			p.Namespace, p.Name, cpu.String(), fmtMem(mem), bestNode, bestCPU.String(), fmtMem(bestMem), why))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fmtMem(q resource.Quantity) string {
+	return fmt.Sprintf("%dMi", q.Value()/(1<<20))
+}
+
+// WaitReady waits until every Deployment and StatefulSet is ready; on timeout it returns what is
+// not, with the scheduler's view of every pending pod.
+func WaitReady(ctx context.Context, cp *ControlPlane, timeout time.Duration) (*Snapshot, []string, error) {
+	var last *Snapshot
+	err := waitFor(ctx, timeout, "ready", func() (bool, error) {
+		s, err := Snap(ctx, cp)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "snapshot:", err)
+			return false, nil
+		}
+		last = s
+		return len(s.NotReady()) == 0, nil
+	})
+	if err != nil && last != nil {
+		problems := append(last.NotReady(), last.Unschedulable()...)
+		for _, p := range last.Pods {
+			if p.Spec.NodeName != "" || p.Status.Phase != corev1.PodPending {
+				continue
+			}
+			evs, _ := cp.Client.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name})
+			if evs != nil && len(evs.Items) > 0 {
+				e := evs.Items[len(evs.Items)-1]
+				problems = append(problems, fmt.Sprintf("pod %s/%s: %s: %s", p.Namespace, p.Name, e.Reason, e.Message))
+			}
+		}
+		return last, problems, nil
+	}
+	return last, nil, err
+}
+
+// Drain cordons a node and evicts its pods through the Eviction API (which enforces PDBs), as
+// `kubectl drain` does, checking the invariants after every step; then uncordons it and waits
+// until everything is ready again.
+func Drain(ctx context.Context, cp *ControlPlane, node string, log func(string, ...any)) (problems []string) {
+	setUnschedulable(ctx, cp, node, true)
+	defer setUnschedulable(ctx, cp, node, false)
+	deadline := time.Now().Add(3 * time.Minute)
+	blocked := map[string]int{}
+	for {
+		s, err := Snap(ctx, cp)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		problems = append(problems, s.Violations()...)
+		left := 0
+		for _, p := range s.Pods {
+			if p.Spec.NodeName != node || p.DeletionTimestamp != nil || isDaemon(&p) {
+				continue
+			}
+			left++
+			ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}}
+			err := cp.Client.PolicyV1().Evictions(p.Namespace).Evict(ctx, ev)
+			if apierrors.IsTooManyRequests(err) {
+				blocked[p.Namespace+"/"+p.Name]++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for pod, n := range blocked {
+				problems = append(problems, fmt.Sprintf("drain of %s did not finish: eviction of %s refused %d times (its PDB, and no replacement could become ready)", node, pod, n))
+			}
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	log("  drained %s", node)
+	return dedupe(problems)
+}
+
+func isDaemon(p *corev1.Pod) bool {
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "DaemonSet" {
+			return true
+		}
+	}
+	return false
+}
+
+func setUnschedulable(ctx context.Context, cp *ControlPlane, node string, v bool) {
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":%v}}`, v)
+	_, _ = cp.Client.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+}
+
+// LoseZone deletes every node of a zone and their pods, as a zone outage does once the node
+// lifecycle controller gives up on them, and checks that the quorums and the services survive.
+func LoseZone(ctx context.Context, cp *ControlPlane, zone string, log func(string, ...any)) (problems []string, pending []string) {
+	s, err := Snap(ctx, cp)
+	if err != nil {
+		return []string{err.Error()}, nil
+	}
+	lost := map[string]bool{}
+	for _, n := range s.Nodes {
+		if n.Labels[zoneLabel] == zone {
+			lost[n.Name] = true
+			_ = cp.Client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
+		}
+	}
+	zero := int64(0)
+	for _, p := range s.Pods {
+		if lost[p.Spec.NodeName] {
+			_ = cp.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		}
+	}
+	log("  zone %s lost: %d nodes", zone, len(lost))
+	time.Sleep(5 * time.Second)
+	var last *Snapshot
+	_ = waitFor(ctx, 2*time.Minute, "zone loss settles", func() (bool, error) {
+		s, err := Snap(ctx, cp)
+		if err != nil {
+			return false, nil
+		}
+		last = s
+		problems = append(problems, s.Violations()...)
+		// Done when nothing is pending except pods whose volumes are in the lost zone.
+		return len(zonePending(s, zone, false)) == 0 && deploymentsReady(s), nil
+	})
+	if last != nil {
+		problems = append(problems, last.Violations()...)
+		for _, p := range zonePending(last, zone, false) {
+			problems = append(problems, "not rescheduled: "+p)
+		}
+		if !deploymentsReady(last) {
+			for _, nr := range last.NotReady() {
+				if strings.HasPrefix(nr, "Deployment") {
+					problems = append(problems, "after the zone loss: "+nr)
+				}
+			}
+		}
+		pending = zonePending(last, zone, true)
+	}
+	return dedupe(problems), pending
+}
+
+func deploymentsReady(s *Snapshot) bool {
+	for _, d := range s.Deployments {
+		if d.Status.ReadyReplicas < replicasOf(d.Spec.Replicas) {
+			return false
+		}
+	}
+	return true
+}
+
+// zonePending lists pending pods; bound=true: those that stay pending because their volume lives
+// in the lost zone (expected), bound=false: every other pending pod (a failure).
+func zonePending(s *Snapshot, zone string, bound bool) []string {
+	var out []string
+	for _, p := range s.Pods {
+		if p.Spec.NodeName != "" || p.Status.Phase != corev1.PodPending || p.DeletionTimestamp != nil {
+			continue
+		}
+		inZone := false
+		for _, o := range p.OwnerReferences {
+			if o.Kind == "StatefulSet" {
+				inZone = true // its PVC's volume is zonal; judged by the volume below
+			}
+		}
+		if inZone != bound {
+			continue
+		}
+		out = append(out, p.Namespace+"/"+p.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
