@@ -20,7 +20,14 @@ KUBECTL_VALIDATE_VERSION := v0.0.5-0.20260105161640-a97ccfaca20b
 # as the OPA library in go.mod, so both give the same result.
 OPA_VERSION             := $(shell awk '$$1=="github.com/open-policy-agent/opa" {print $$2}' go.mod)
 
+# The simulated control plane (make simulate): Kubernetes from tools/simulate/go.mod, and KWOK.
+KUBERNETES_VERSION      := $(shell awk '$$1=="k8s.io/kubernetes" {print $$2}' tools/simulate/go.mod)
+KWOK_VERSION            := v0.8.0
+
 HELM             := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
+CONTROL_PLANE    := $(TOOLS_CACHE)/kubernetes-$(KUBERNETES_VERSION)
+KUBE_APISERVER   := $(CONTROL_PLANE)/kube-apiserver
+KWOK             := $(TOOLS_CACHE)/kwok-$(KWOK_VERSION)/kwok
 HELM4            := $(TOOLS_CACHE)/helm-$(HELM4_VERSION)/helm
 OPA              := $(TOOLS_CACHE)/opa-$(OPA_VERSION)/opa
 KUBECTL_VALIDATE := $(TOOLS_CACHE)/kubectl-validate-$(KUBECTL_VALIDATE_VERSION)/kubectl-validate
@@ -52,6 +59,24 @@ $(OPA):
 	@echo ">> building opa $(OPA_VERSION) into $(@D) (first run only, ~3 min)"
 	@mkdir -p $(@D)
 	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install github.com/open-policy-agent/opa@$(OPA_VERSION)
+
+# k8s.io/kubernetes cannot be `go install`ed (its go.mod replaces the staging modules), so the
+# tools/simulate module requires it with the published v0.x staging modules and builds the
+# three commands; into a temporary folder first, so an interrupted build leaves nothing half done.
+$(KUBE_APISERVER):
+	@echo ">> building kube-apiserver, kube-controller-manager, kube-scheduler $(KUBERNETES_VERSION) into $(@D) (first run only, ~6 min)"
+	@rm -rf $(@D).partial && mkdir -p $(@D).partial
+	cd tools/simulate && GOFLAGS=-buildvcs=false go build -o $(@D).partial/ \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+	@rm -rf $(@D) && mv $(@D).partial $(@D)
+
+$(KWOK):
+	@echo ">> building kwok $(KWOK_VERSION) into $(@D) (first run only, ~2 min)"
+	@mkdir -p $(@D)
+	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+
+.PHONY: simulate-tools
+simulate-tools: $(KUBE_APISERVER) $(KWOK) ## build (once) the simulated control plane
 
 .PHONY: tools
 tools: $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) ## build (once) every tool the checks use

@@ -18,8 +18,8 @@ import (
 )
 
 func main() {
-	cluster := flag.String("cluster", "", "cluster folder under clusters/ (dev, staging, prod)")
-	out := flag.String("out", "", "output folder (emptied first)")
+	cluster := flag.String("cluster", "", "cluster folder under clusters/ (dev, staging, prod), or all")
+	out := flag.String("out", "", "output folder (emptied first); with -cluster all, the parent of one folder per cluster")
 	repo := flag.String("repo", ".", "repository root")
 	helm := flag.String("helm", "helm", "helm binary for kustomize's helmCharts")
 	kubeVersion := flag.String("kube-version", "1.32.0", "Kubernetes version passed to helm, as Argo CD passes the cluster's")
@@ -28,9 +28,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: render -cluster <dev|staging|prod> -out <folder>")
 		os.Exit(2)
 	}
-	if err := run(render.Options{RepoRoot: *repo, Helm: *helm, KubeVersion: *kubeVersion}, *cluster, *out); err != nil {
-		fmt.Fprintln(os.Stderr, "render:", err)
-		os.Exit(1)
+	opts := render.Options{RepoRoot: *repo, Helm: *helm, KubeVersion: *kubeVersion}
+	clusters := []string{*cluster}
+	outs := []string{*out}
+	if *cluster == "all" {
+		names, err := render.Clusters(*repo)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "render:", err)
+			os.Exit(1)
+		}
+		clusters, outs = names, nil
+		for _, c := range names {
+			outs = append(outs, filepath.Join(*out, c))
+		}
+	}
+	for i, c := range clusters {
+		if err := run(opts, c, outs[i]); err != nil {
+			fmt.Fprintln(os.Stderr, "render:", err)
+			os.Exit(1)
+		}
 	}
 }
 

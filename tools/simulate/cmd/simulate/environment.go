@@ -244,8 +244,10 @@ func (a *Applier) Apply(ctx context.Context, o *unstructured.Unstructured) error
 	return nil
 }
 
-// InstallCRDs applies every vendored CRD and waits until all are Established.
-func InstallCRDs(ctx context.Context, a *Applier, crdDir string) (int, error) {
+// InstallCRDs applies the vendored CRDs of every custom kind the environment uses (each CRD makes
+// the API server rebuild its OpenAPI: the unused ones would only cost time) and waits until they
+// are Established.
+func InstallCRDs(ctx context.Context, a *Applier, crdDir string, used map[string]bool) (int, error) {
 	var crds []*unstructured.Unstructured
 	err := filepath.WalkDir(crdDir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
@@ -260,7 +262,9 @@ func InstallCRDs(ctx context.Context, a *Applier, crdDir string) (int, error) {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		for _, o := range objs {
-			if o.GetKind() == "CustomResourceDefinition" {
+			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			if o.GetKind() == "CustomResourceDefinition" && used[group+"/"+kind] {
 				crds = append(crds, o)
 			}
 		}

@@ -35,6 +35,7 @@ func main() {
 	kwok := flag.String("kwok", "kwok", "kwok binary")
 	extra := flag.String("extra", "", "a YAML file of extra objects to apply last (tests: an oversized pod)")
 	drains := flag.Bool("drains", true, "run the rolling drain of every node")
+	readyTimeout := flag.Duration("ready-timeout", 3*time.Minute, "how long everything may take to become ready")
 	flag.Parse()
 	if *cluster == "" || *binDir == "" {
 		fmt.Fprintln(os.Stderr, "usage: simulate -cluster <env> -bin <dir> -kwok <path>")
@@ -43,7 +44,7 @@ func main() {
 	if *rendered == "" {
 		*rendered = filepath.Join(*repo, "rendered", *cluster)
 	}
-	r := &Run{Cluster: *cluster, Repo: *repo, Rendered: *rendered, Bin: *binDir, Kwok: *kwok, Extra: *extra, Drains: *drains, start: time.Now()}
+	r := &Run{Cluster: *cluster, Repo: *repo, Rendered: *rendered, Bin: *binDir, Kwok: *kwok, Extra: *extra, Drains: *drains, ReadyTimeout: *readyTimeout, start: time.Now()}
 	ok, err := r.Main(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "simulate:", err)
@@ -58,6 +59,7 @@ func main() {
 type Run struct {
 	Cluster, Repo, Rendered, Bin, Kwok, Extra string
 	Drains                                    bool
+	ReadyTimeout                              time.Duration
 	start                                     time.Time
 	report                                    strings.Builder
 	failed                                    bool
@@ -120,18 +122,22 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 	if err := CreateNodes(ctx, cp, shape); err != nil {
 		return false, err
 	}
+	var all []*unstructured.Unstructured
+	used := map[string]bool{}
+	for _, w := range waves {
+		all = append(all, w.Objects...)
+		for _, o := range w.Objects {
+			used[o.GroupVersionKind().Group+"/"+o.GetKind()] = true
+		}
+	}
 	applier := NewApplier(cp)
-	n, err := InstallCRDs(ctx, applier, filepath.Join(r.Repo, "policytest", "crds"))
+	n, err := InstallCRDs(ctx, applier, filepath.Join(r.Repo, "policytest", "crds"), used)
 	if err != nil {
 		return false, err
 	}
 	r.log("%d nodes, %d CRDs established", len(shape.Nodes), n)
 
 	// Storage classes the environment names, and the sidecar istiod would inject.
-	var all []*unstructured.Unstructured
-	for _, w := range waves {
-		all = append(all, w.Objects...)
-	}
 	if err := CreateStorageClasses(ctx, cp, storageClasses(all)); err != nil {
 		return false, err
 	}
@@ -192,7 +198,7 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	r.log("waiting for every Deployment and StatefulSet to be ready")
-	snap, notReady, err := WaitReady(ctx, cp, 3*time.Minute)
+	snap, notReady, err := WaitReady(ctx, cp, r.ReadyTimeout)
 	if err != nil {
 		return false, err
 	}
