@@ -92,15 +92,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	err = stage("quota", func() ([]render.Finding, error) {
-		var out []render.Finding
-		for _, c := range r.Clusters {
-			f, err := Quotas(cfg.RepoRoot, c)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, f...)
-		}
-		return out, nil
+		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return Quotas(cfg.RepoRoot, c) })
 	})
 	if err != nil {
 		return nil, err
@@ -116,18 +108,23 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		var out []render.Finding
-		for _, c := range r.Clusters {
-			f, err := p.Evaluate(ctx, c, scopes)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, f...)
-		}
-		return out, nil
+		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return p.Evaluate(ctx, c, scopes) })
 	})
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// eachCluster runs a check on every cluster and collects the findings.
+func (r *Report) eachCluster(check func(*render.Cluster) ([]render.Finding, error)) ([]render.Finding, error) {
+	var out []render.Finding
+	for _, c := range r.Clusters {
+		f, err := check(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f...)
+	}
+	return out, nil
 }
