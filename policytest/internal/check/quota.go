@@ -16,7 +16,7 @@ import (
 // the repository allows: every autoscaler at its maximum, every Deployment in the middle of a
 // rollout (one surge pod), every Job and CronJob running once, every pod with its sidecar.
 type Footprint struct {
-	Pods, Claims                                   int64
+	Pods, Claims                                    int64
 	RequestsCPU, RequestsMemory, LimitsMem, Storage resource.Quantity
 }
 
