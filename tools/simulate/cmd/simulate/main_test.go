@@ -37,7 +37,7 @@ func TestOversizedRequestFails(t *testing.T) {
 		}
 	}
 	r := &Run{Cluster: "dev", Repo: repo, Rendered: rendered, Bin: bin, Kwok: kwok,
-		Extra: "testdata/oversized.yaml", ReadyTimeout: 25 * time.Second, start: time.Now()}
+		Extra: "testdata/oversized.yaml", ReadyTimeout: 15 * time.Second, start: time.Now()}
 	ok, err := r.Main(context.Background())
 	if err != nil {
 		t.Fatal(err)
