@@ -53,7 +53,7 @@ func TestDataTopology(t *testing.T) {
 
 // TestQuorums: in staging and prod, Kafka controllers, Elasticsearch master-eligible nodes and
 // ClickHouse Keeper are quorum sets of an odd size of at least 3; in prod their members are
-// required to run on distinct nodes. (policy/quorum.rego checks their PDBs everywhere.)
+// required to run on distinct nodes and in distinct zones. (policy/quorum.rego checks their PDBs everywhere.)
 func TestQuorums(t *testing.T) {
 	for _, c := range repo(t).Clusters {
 		if c.Name == "dev" {
@@ -70,6 +70,10 @@ func TestQuorums(t *testing.T) {
 			required, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
 			if c.Name == "prod" {
 				assert.Len(t, required, 1, "prod: quorum %s needs required hostname anti-affinity", name)
+				spread, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "topologySpreadConstraints")
+				if assert.NotEmpty(t, spread, "prod: quorum %s needs zone spread", name) {
+					assert.Equal(t, "DoNotSchedule", spread[0].(map[string]any)["whenUnsatisfiable"], "prod: quorum %s must spread over zones (required)", name)
+				}
 			}
 		}
 		assert.Equal(t, map[string]bool{"kafka": true, "elasticsearch": true, "clickhouse-keeper": true}, stores, "%s: quorum sets", c.Name)
