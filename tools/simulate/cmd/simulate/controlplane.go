@@ -153,7 +153,7 @@ current-context: sim
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(cmPort),
 		"--service-account-private-key-file="+keyFile, "--root-ca-file="+filepath.Join(certDir, "apiserver.crt"),
 		"--use-service-account-credentials=false", "--controllers=*",
-		// Pods of a deleted (lost) node are cleaned up fast, as on a real cluster after the grace period.
+		// Keep few finished pods (backup Jobs); a lost node's pods are deleted by LoseZone itself.
 		"--terminated-pod-gc-threshold=100",
 	); err != nil {
 		return nil, err

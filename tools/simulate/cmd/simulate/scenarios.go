@@ -339,21 +339,22 @@ func deploymentsReady(s *Snapshot) bool {
 	return true
 }
 
-// zonePending lists pending pods; bound=true: those that stay pending because their volume lives
-// in the lost zone (expected), bound=false: every other pending pod (a failure).
+// zonePending lists pending pods; bound=true: StatefulSet pods, which are taken to be waiting for
+// their volume in the lost zone (expected; the volume's zone is not checked, see docs/simulate.md),
+// bound=false: every other pending pod (a failure).
 func zonePending(s *Snapshot, zone string, bound bool) []string {
 	var out []string
 	for _, p := range s.Pods {
 		if p.Spec.NodeName != "" || p.Status.Phase != corev1.PodPending || p.DeletionTimestamp != nil {
 			continue
 		}
-		inZone := false
+		stateful := false
 		for _, o := range p.OwnerReferences {
 			if o.Kind == "StatefulSet" {
-				inZone = true // its PVC's volume is zonal; judged by the volume below
+				stateful = true
 			}
 		}
-		if inZone != bound {
+		if stateful != bound {
 			continue
 		}
 		out = append(out, p.Namespace+"/"+p.Name)
