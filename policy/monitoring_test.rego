@@ -21,5 +21,17 @@ test_missing_port_is_denied if {
 
 test_selecting_no_service_is_denied if {
 	bad := sm("http-metrics")
-	monitoring.deny == {fixtures.finding(bad, "selects no Service in its namespace: fix spec.selector")} with input as fixtures.cluster([bad])
+	monitoring.deny == {fixtures.finding(bad, "selects no Service in the namespaces it looks in: fix spec.selector or spec.namespaceSelector")} with input as fixtures.cluster([bad])
+}
+
+test_namespace_selector_looks_elsewhere if {
+	other := json.patch(svc, [{"op": "replace", "path": "/metadata/namespace", "value": "kube-system"}])
+	elsewhere := json.patch(sm("http-metrics"), [{"op": "add", "path": "/spec/namespaceSelector", "value": {"matchNames": ["kube-system"]}}])
+	count(monitoring.deny) == 0 with input as fixtures.cluster([other, elsewhere])
+	count(monitoring.deny) == 1 with input as fixtures.cluster([other, sm("http-metrics")])
+}
+
+test_target_port_endpoint_needs_no_service_port if {
+	by_target := json.patch(sm("x"), [{"op": "replace", "path": "/spec/endpoints", "value": [{"targetPort": "http-metrics"}]}])
+	count(monitoring.deny) == 0 with input as fixtures.cluster([svc, by_target])
 }

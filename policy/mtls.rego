@@ -10,7 +10,6 @@ weak_modes := {"PERMISSIVE", "DISABLE"}
 deny contains lib.finding(item, msg) if {
 	some item in input.objects
 	item.obj.kind == "PeerAuthentication"
-	not lib.excepted("mtls", item)
 	some where, mode in peer_modes(item.obj)
 	mode in weak_modes
 	msg := sprintf("%s mTLS mode is %s: use STRICT (or add a reviewed entry to policy/exceptions.yaml)", [where, mode])
@@ -19,7 +18,6 @@ deny contains lib.finding(item, msg) if {
 deny contains lib.finding(item, msg) if {
 	some item in input.objects
 	item.obj.kind == "DestinationRule"
-	not lib.excepted("mtls", item)
 	some where, mode in client_tls_modes(item.obj)
 	mode == "DISABLE"
 	msg := sprintf("%s tls.mode is DISABLE, which sends plaintext inside the mesh: use ISTIO_MUTUAL or leave it unset", [where])

@@ -2,6 +2,7 @@ package cloudlab.mtls_test
 
 import data.cloudlab.mtls
 import data.fixtures
+import data.lib
 
 pa(spec) := {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication", "metadata": fixtures.meta("default"), "spec": spec}
 
@@ -29,7 +30,7 @@ test_destination_rule_disable_is_denied if {
 test_exception_excuses_only_its_object if {
 	bad := pa({"mtls": {"mode": "PERMISSIVE"}})
 	exc := [{"policy": "mtls", "kind": "PeerAuthentication", "namespace": "cloudlab", "name": "default", "reason": "test"}]
-	count(mtls.deny) == 0 with input as fixtures.cluster([bad]) with data.exceptions as exc
+	count(lib.reported("mtls", mtls.deny)) == 0 with input as fixtures.cluster([bad]) with data.exceptions as exc
 	other := json.patch(bad, [{"op": "replace", "path": "/metadata/name", "value": "other"}])
-	count(mtls.deny) == 1 with input as fixtures.cluster([other]) with data.exceptions as exc
+	count(lib.reported("mtls", mtls.deny)) == 1 with input as fixtures.cluster([other]) with data.exceptions as exc
 }

@@ -43,6 +43,5 @@ deny contains lib.finding(item, msg) if {
 	item.obj.kind == "Namespace"
 	level := lib.labels(item.obj)[psa_enforce]
 	level != "restricted"
-	not lib.excepted("namespaces", item)
 	msg := sprintf("enforces Pod Security %q: use restricted, or add a reviewed entry with the reason to policy/exceptions.yaml", [level])
 }

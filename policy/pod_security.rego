@@ -9,7 +9,6 @@ import data.lib
 
 deny contains lib.finding(item, msg) if {
 	some item in lib.workloads
-	not lib.excepted("pod_security", item)
 	spec := lib.pod_spec(item.obj)
 	some field in ["hostNetwork", "hostPID", "hostIPC"]
 	spec[field] == true
@@ -18,7 +17,6 @@ deny contains lib.finding(item, msg) if {
 
 deny contains lib.finding(item, msg) if {
 	some item in lib.workloads
-	not lib.excepted("pod_security", item)
 	some v in object.get(lib.pod_spec(item.obj), "volumes", [])
 	v.hostPath
 	msg := sprintf("volume %q is a hostPath: use a PersistentVolumeClaim, emptyDir, configMap or secret", [v.name])
@@ -31,7 +29,6 @@ effective(spec, c, field, fallback) := object.get(c, ["securityContext", field],
 # targets: every container of every workload that has no exception, with its pod spec.
 targets contains {"item": item, "spec": spec, "c": x.c} if {
 	some item in lib.workloads
-	not lib.excepted("pod_security", item)
 	spec := lib.pod_spec(item.obj)
 	some x in lib.containers(spec)
 }

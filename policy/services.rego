@@ -1,12 +1,12 @@
-# Every Service routes to exactly one workload: its selector matches the pods of one Deployment
-# or StatefulSet in its namespace (none: traffic goes nowhere; two: traffic is split between
+# Every Service routes to exactly one workload: its selector matches the pods of one Deployment,
+# StatefulSet or DaemonSet in its namespace (none: traffic goes nowhere; two: traffic is split between
 # unrelated pods; the one exception is a store spread over several StatefulSets), and every port
 # targets a container port of those pods by a name that exists.
 package cloudlab.services
 
 import data.lib
 
-workload_kinds := {"Deployment", "StatefulSet"}
+workload_kinds := {"Deployment", "StatefulSet", "DaemonSet"}
 
 matches(svc) := [w |
 	some w in input.objects
@@ -41,7 +41,7 @@ selected_services contains item if {
 	item.obj.spec.selector
 }
 
-deny contains lib.finding(item, "selector matches the pods of no Deployment or StatefulSet: traffic would go nowhere") if {
+deny contains lib.finding(item, "selector matches the pods of no Deployment, StatefulSet or DaemonSet: traffic would go nowhere") if {
 	some item in selected_services
 	count(matches(item.obj)) == 0
 }

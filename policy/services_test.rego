@@ -16,7 +16,7 @@ test_service_selecting_one_deployment_by_named_port_passes if {
 
 test_service_selecting_nothing_is_denied if {
 	bad := svc({"app.kubernetes.io/name": "nothing"}, "http")
-	services.deny == {fixtures.finding(bad, "selector matches the pods of no Deployment or StatefulSet: traffic would go nowhere")} with input as fixtures.cluster([web, bad])
+	services.deny == {fixtures.finding(bad, "selector matches the pods of no Deployment, StatefulSet or DaemonSet: traffic would go nowhere")} with input as fixtures.cluster([web, bad])
 }
 
 test_service_selecting_two_deployments_is_denied if {

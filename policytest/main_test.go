@@ -31,10 +31,12 @@ func config(t *testing.T, repoRoot string) check.Config {
 	}
 	abs, err := filepath.Abs(repoRoot)
 	require.NoError(t, err)
+	charts, err := filepath.Abs("charts")
+	require.NoError(t, err)
 	return check.Config{
 		RepoRoot:    abs,
 		PolicyDir:   filepath.Join("..", "policy"),
-		CRDDir:      "crds",
+		ChartDir:    charts, // the fixture repositories render this repository's vendored charts
 		Helm:        tool("HELM"),
 		Validator:   tool("KUBECTL_VALIDATE"),
 		KubeVersion: KubeVersion,

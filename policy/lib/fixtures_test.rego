@@ -2,6 +2,8 @@
 # exactly one thing about it. (Loaded with the policies but only used by *_test.rego.)
 package fixtures
 
+import data.lib
+
 container := {
 	"name": "app",
 	"image": "ghcr.io/cloudlab/web:1.2.3",
@@ -82,4 +84,33 @@ finding(obj, msg) := {
 	"namespace": object.get(obj.metadata, "namespace", ""),
 	"name": obj.metadata.name,
 	"msg": msg,
+}
+
+# The exceptions of policy/exceptions.yaml excuse exactly what they name.
+test_exception_by_object if {
+	f := {"app": "istiod", "kind": "Deployment", "namespace": "istio-system", "name": "istiod", "msg": "container \"discovery\" has no livenessProbe"}
+	e := {"policy": "probes", "kind": "Deployment", "namespace": "istio-system", "name": "istiod", "reason": "test"}
+	lib.excused("probes", f) with data.exceptions as [e]
+	not lib.excused("resources", f) with data.exceptions as [e]
+	not lib.excused("probes", json.patch(f, [{"op": "replace", "path": "/name", "value": "other"}])) with data.exceptions as [e]
+	not lib.excused("probes", json.patch(f, [{"op": "replace", "path": "/kind", "value": "StatefulSet"}])) with data.exceptions as [e]
+}
+
+test_exception_by_application_and_finding if {
+	f := {"app": "argocd", "kind": "Service", "namespace": "argocd", "name": "argocd-server", "msg": "label app.kubernetes.io/part-of is \"argocd\": every object of this repository is part of cloudlab"}
+	e := {"policy": "labels", "application": "argocd", "kind": "Service", "finding": "label app.kubernetes.io/part-of is \"argocd\"", "reason": "test"}
+	lib.excused("labels", f) with data.exceptions as [e]
+	not lib.excused("labels", json.patch(f, [{"op": "replace", "path": "/app", "value": "services"}])) with data.exceptions as [e]
+	not lib.excused("labels", json.patch(f, [{"op": "replace", "path": "/msg", "value": "label app.kubernetes.io/name is missing"}])) with data.exceptions as [e]
+}
+
+test_selectors if {
+	labels := {"app": "web", "tier": "front"}
+	lib.selects({"matchLabels": {"app": "web"}}, labels)
+	lib.selects({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]}, labels)
+	lib.selects({"matchExpressions": [{"key": "tier", "operator": "Exists"}, {"key": "zone", "operator": "DoesNotExist"}]}, labels)
+	lib.selects({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["api"]}]}, labels)
+	not lib.selects({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["back"]}]}, labels)
+	not lib.selects({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, labels)
+	not lib.selects({}, labels)
 }

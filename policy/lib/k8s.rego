@@ -16,14 +16,24 @@ finding(item, msg) := {
 	"msg": msg,
 }
 
-# excepted(policy, item) holds when policy/exceptions.yaml lists this object for this policy.
-excepted(policy, item) if {
+# excused(policy, f) holds when policy/exceptions.yaml excuses finding f of that policy; the Go
+# harness (and reported, for the tests) drop excused findings, so no policy carries its own
+# exception list. An entry names its policy, the object's kind, and either the object (name, and
+# namespace when namespaced) or the upstream chart's Application whose objects of that kind it
+# excuses; `finding`, when given, must be part of the message, so that an entry excuses one kind
+# of finding (one label, one container, one rule) rather than everything about the object.
+excused(policy, f) if {
 	some e in data.exceptions
 	e.policy == policy
-	e.kind == item.obj.kind
-	e.name == item.obj.metadata.name
-	object.get(e, "namespace", "") == object.get(item.obj.metadata, "namespace", "")
+	object.get(e, "kind", f.kind) == f.kind
+	object.get(e, "application", f.app) == f.app
+	object.get(e, "name", f.name) == f.name
+	object.get(e, "namespace", f.namespace) == f.namespace
+	contains(f.msg, object.get(e, "finding", ""))
 }
+
+# reported(policy, findings) is what remains of a policy's findings after the exceptions.
+reported(policy, findings) := {f | some f in findings; not excused(policy, f)}
 
 workload_kinds := {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 
@@ -68,13 +78,38 @@ is_namespaced(obj) if not obj.kind in {k | some k in input.cluster_scoped}
 # labels(obj) is the object's labels, or {} when it has none.
 labels(obj) := object.get(obj.metadata, "labels", {})
 
-# selects(selector, pod_labels) when a label selector's matchLabels all hold
-# (matchExpressions are not used in this repository; a selector with them never matches here).
-selects(selector, pod_labels) if {
-	not selector.matchExpressions
+# selects(selector, labels) when a non-empty label selector holds for the labels: every
+# matchLabels pair and every matchExpressions requirement (In, NotIn, Exists, DoesNotExist).
+selects(selector, labels) if {
 	ml := object.get(selector, "matchLabels", {})
-	count(ml) > 0
+	exprs := object.get(selector, "matchExpressions", [])
+	count(ml) + count(exprs) > 0
 	every k, v in ml {
-		pod_labels[k] == v
+		labels[k] == v
+	}
+	every e in exprs {
+		requirement_holds(e, labels)
 	}
 }
+
+requirement_holds(e, labels) if {
+	e.operator == "In"
+	labels[e.key] in e.values
+}
+
+requirement_holds(e, labels) if {
+	e.operator == "NotIn"
+	not labels[e.key] in e.values
+}
+
+requirement_holds(e, labels) if {
+	e.operator == "Exists"
+	_ = labels[e.key]
+}
+
+requirement_holds(e, labels) if {
+	e.operator == "DoesNotExist"
+	not has_key(labels, e.key)
+}
+
+has_key(m, k) if _ = m[k]

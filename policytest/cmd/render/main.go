@@ -2,8 +2,9 @@
 //
 //	go run ./policytest/cmd/render -cluster prod -out rendered/prod
 //
-// (`make render CLUSTER=prod` runs it). An upstream chart Application cannot be rendered offline;
-// its file names the pinned chart and the values files Argo CD will use.
+// (`make render CLUSTER=prod` runs it). An upstream chart Application is rendered from its
+// vendored package (policytest/charts) as Argo CD's repo server renders it. Next to the files,
+// api-versions.txt lists the CRD API versions the charts were rendered with.
 package main
 
 import (
@@ -51,6 +52,10 @@ func main() {
 }
 
 func run(opts render.Options, cluster, out string) error {
+	// The previous render's API versions are a good first guess (render.Options.APIVersions).
+	if data, err := os.ReadFile(filepath.Join(out, "api-versions.txt")); err == nil {
+		opts.APIVersions = strings.Fields(string(data))
+	}
 	c, err := render.LoadCluster(opts, cluster)
 	if err != nil {
 		return err
@@ -65,7 +70,7 @@ func run(opts render.Options, cluster, out string) error {
 		var b strings.Builder
 		fmt.Fprintf(&b, "# Application %s (wave %d) of cluster %s\n", app.Name(), app.Wave, cluster)
 		if app.Chart != nil {
-			fmt.Fprintf(&b, "# Upstream chart %s %s from %s, rendered by Argo CD at sync time with:\n", app.Chart.Chart, app.Chart.TargetRevision, app.Chart.RepoURL)
+			fmt.Fprintf(&b, "# Upstream chart %s %s from %s (vendored: %s), rendered with:\n", app.Chart.Chart, app.Chart.TargetRevision, app.Chart.RepoURL, render.ChartFile(render.ChartDir, app.Chart.Chart, app.Chart.TargetRevision))
 			for _, vf := range app.ValueFiles {
 				fmt.Fprintf(&b, "#   values: %s\n", vf)
 			}
@@ -81,6 +86,9 @@ func run(opts render.Options, cluster, out string) error {
 		if err := os.WriteFile(filepath.Join(out, app.Name()+".yaml"), []byte(b.String()), 0o644); err != nil {
 			return err
 		}
+	}
+	if err := os.WriteFile(filepath.Join(out, "api-versions.txt"), []byte(strings.Join(c.APIVersions, "\n")+"\n"), 0o644); err != nil {
+		return err
 	}
 	for _, f := range c.Findings {
 		fmt.Fprintln(os.Stderr, f)

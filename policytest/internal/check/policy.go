@@ -19,7 +19,8 @@ type Policies struct {
 }
 
 // LoadPolicies compiles every module under dir; the query collects the findings of every
-// package's `deny` set under data.cloudlab.
+// package's `deny` set under data.cloudlab that policy/exceptions.yaml does not excuse
+// (data.lib.excused).
 func LoadPolicies(ctx context.Context, dir string) (*Policies, error) {
 	res, err := loader.NewFileLoader().All([]string{dir})
 	if err != nil {
@@ -29,7 +30,7 @@ func LoadPolicies(ctx context.Context, dir string) (*Policies, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []func(*rego.Rego){rego.Query("f := data.cloudlab[policy].deny[_]"), rego.Store(store)}
+	opts := []func(*rego.Rego){rego.Query("f := data.cloudlab[policy].deny[_]; not data.lib.excused(policy, f)"), rego.Store(store)}
 	for _, m := range res.ParsedModules() {
 		opts = append(opts, rego.ParsedModule(m))
 	}
@@ -53,8 +54,8 @@ type PolicyItem struct {
 	Obj map[string]any `json:"obj"`
 }
 
-// Input builds the policy input of a cluster. Only what this repository renders is judged;
-// upstream charts are judged by their pins and values files (see render).
+// Input builds the policy input of a cluster: every object its Applications render, the
+// upstream charts' included.
 func Input(c *render.Cluster, scopes Scopes) PolicyInput {
 	in := PolicyInput{Cluster: c.Name, ClusterScoped: scopes.Kinds()}
 	sort.Strings(in.ClusterScoped)

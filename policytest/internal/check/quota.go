@@ -1,15 +1,13 @@
 package check
 
 import (
+	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/cloudlab/platform/policytest/internal/render"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 )
 
 // Footprint is what a namespace's workloads may ask of its ResourceQuota at the worst moment
@@ -20,33 +18,28 @@ type Footprint struct {
 	RequestsCPU, RequestsMemory, LimitsMem, Storage resource.Quantity
 }
 
-// Sidecar is the istio-proxy container's resources in a cluster, from the istiod Application's
-// values files (global.proxy.resources), merged in order the way Helm merges them.
+// Sidecar is the istio-proxy container's resources in a cluster.
 type Sidecar struct {
 	RequestsCPU, RequestsMemory, LimitsMemory resource.Quantity
 }
 
-// SidecarOf reads the sidecar size of a cluster; zero when the cluster has no istiod.
-func SidecarOf(repoRoot string, c *render.Cluster) (Sidecar, error) {
+// SidecarOf reads the sidecar size of a cluster from what istiod injects: global.proxy.resources
+// of the values in the rendered istio-sidecar-injector ConfigMap (the istiod chart's defaults
+// with our values files merged, as the injection template reads them). Zero when the cluster
+// renders no injector.
+func SidecarOf(c *render.Cluster) (Sidecar, error) {
 	var s Sidecar
-	for _, a := range c.Apps {
-		if a.Name() != "istiod" {
+	for _, o := range allObjects(c) {
+		if o.GetKind() != "ConfigMap" || o.GetName() != "istio-sidecar-injector" {
 			continue
 		}
-		merged := map[string]any{}
-		for _, vf := range a.ValueFiles {
-			data, err := os.ReadFile(filepath.Join(repoRoot, vf))
-			if err != nil {
-				return s, err
-			}
-			var v map[string]any
-			if err := yaml.Unmarshal(data, &v); err != nil {
-				return s, fmt.Errorf("%s: %w", vf, err)
-			}
-			merged = mergeValues(merged, v)
+		raw, _, _ := unstructured.NestedString(o.Object, "data", "values")
+		var values map[string]any
+		if err := json.Unmarshal([]byte(raw), &values); err != nil {
+			return s, fmt.Errorf("ConfigMap %s/%s data.values: %w", o.GetNamespace(), o.GetName(), err)
 		}
 		get := func(path ...string) resource.Quantity {
-			v, _, _ := unstructured.NestedString(merged, append([]string{"global", "proxy", "resources"}, path...)...)
+			v, _, _ := unstructured.NestedString(values, append([]string{"global", "proxy", "resources"}, path...)...)
 			if v == "" {
 				return resource.Quantity{}
 			}
@@ -57,29 +50,11 @@ func SidecarOf(repoRoot string, c *render.Cluster) (Sidecar, error) {
 	return s, nil
 }
 
-// mergeValues merges b over a like Helm merges values files (maps deep, everything else replaced).
-func mergeValues(a, b map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		if bm, ok := v.(map[string]any); ok {
-			if am, ok := out[k].(map[string]any); ok {
-				out[k] = mergeValues(am, bm)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
-}
-
 // Quotas checks, for every namespace with a ResourceQuota, that the worst-case footprint of its
 // workloads fits the quota: otherwise the API server refuses pods in the middle of a rollout or
 // a scale-up, which no other check would notice before production.
-func Quotas(repoRoot string, c *render.Cluster) ([]render.Finding, error) {
-	side, err := SidecarOf(repoRoot, c)
+func Quotas(c *render.Cluster) ([]render.Finding, error) {
+	side, err := SidecarOf(c)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,6 @@ var Waves = []string{"platform", "mesh", "data", "services"}
 
 const (
 	labelWave      = "cloudlab.io/wave"
-	annProvides    = "cloudlab.io/provides-crds"    // on a chart Application: API groups whose CRDs it installs
 	annUnrendered  = "cloudlab.io/unrendered-kinds" // on an AppProject: allowed kinds no repo path renders (upstream charts, a wave not written yet)
 	platformProj   = "platform"
 	rootProj       = "root"
@@ -50,7 +49,6 @@ func Structure(c *render.Cluster, scopes Scopes) []render.Finding {
 	}
 
 	waveSeen := map[string]bool{}
-	crdOwners := map[string]*render.App{} // API group -> the chart Application installing its CRDs
 	for _, a := range c.Apps {
 		app := a.Application
 		if app.Namespace != argoNamespace {
@@ -66,9 +64,6 @@ func Structure(c *render.Cluster, scopes Scopes) []render.Finding {
 			if _, ok := app.Annotations[annSyncWaveKey]; !ok || a.Wave < lo || a.Wave > hi {
 				add(app, "wave %s needs annotation %s between %d and %d, got %q", wave, annSyncWaveKey, lo, hi, app.Annotations[annSyncWaveKey])
 			}
-		}
-		for _, g := range splitList(app.Annotations[annProvides]) {
-			crdOwners[g] = a
 		}
 		checkSyncPolicy(c.Name, app, add)
 	}
@@ -116,11 +111,15 @@ func Structure(c *render.Cluster, scopes Scopes) []render.Finding {
 				}
 				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("project %s does not permit %s: list it in the project (or move the object to the right Application)", proj.Name, what)))
 			}
-			if owner, ok := crdOwners[gk.Group]; ok && owner.Wave >= a.Wave {
+			// Argo CD's own CRDs exist before anything syncs (the bootstrap installs the argo-cd
+			// chart); every other CRD must come from an earlier wave of this cluster.
+			owner := scopes.Owner(gk.Group)
+			switch {
+			case gk.Group == "argoproj.io" || render.BuiltinGroups[gk.Group] || owner == a:
+			case owner == nil:
+				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("no Application of this cluster installs the CRDs of %s: add the chart (or manifest) Application that installs them", gk.Group)))
+			case owner.Wave >= a.Wave:
 				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("uses a CRD that Application %s installs in sync-wave %d: this Application (wave %d) must sync later", owner.Name(), owner.Wave, a.Wave)))
-			} else if !ok && scopes.IsCustom(gk) && gk.Group != "argoproj.io" {
-				// Argo CD's own CRDs exist before anything syncs; every other CRD needs an installer.
-				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("no Application of this cluster installs the CRDs of %s: add the chart Application that owns them, with annotation %s", gk.Group, annProvides)))
 			}
 		}
 	}

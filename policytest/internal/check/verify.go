@@ -12,7 +12,7 @@ import (
 type Config struct {
 	RepoRoot    string // repository (or fixture) whose clusters/ are verified
 	PolicyDir   string // the Rego policies and their data
-	CRDDir      string // vendored CRDs
+	ChartDir    string // vendored charts (default: <RepoRoot>/policytest/charts)
 	Helm        string // helm binary for kustomize's Helm inflation
 	Validator   string // kubectl-validate binary
 	KubeVersion string // e.g. "1.32"
@@ -54,12 +54,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		r.Stages = append(r.Stages, Stage{Name: name, Findings: f, Took: time.Since(start)})
 		return nil
 	}
-	scopes, err := LoadScopes(cfg.CRDDir)
-	if err != nil {
-		return nil, err
-	}
-
-	err = stage("render", func() ([]render.Finding, error) {
+	err := stage("render", func() ([]render.Finding, error) {
 		names, err := render.Clusters(cfg.RepoRoot)
 		if err != nil {
 			return nil, err
@@ -68,13 +63,15 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("no clusters/*/root-app.yaml under %s", cfg.RepoRoot)
 		}
 		var out []render.Finding
+		var guess []string // the clusters install the same CRDs, mostly: the first one's saves a render
 		for _, name := range names {
-			c, err := render.LoadCluster(render.Options{RepoRoot: cfg.RepoRoot, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0"}, name)
+			c, err := render.LoadCluster(render.Options{RepoRoot: cfg.RepoRoot, ChartDir: cfg.ChartDir, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0", APIVersions: guess}, name)
 			if err != nil {
 				return nil, err
 			}
 			r.Clusters = append(r.Clusters, c)
 			out = append(out, c.Findings...)
+			guess = c.APIVersions
 		}
 		return out, nil
 	})
@@ -84,7 +81,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	err = stage("argo-structure", func() ([]render.Finding, error) {
 		out := Projects(r.Clusters)
 		for _, c := range r.Clusters {
-			out = append(out, Structure(c, scopes)...)
+			out = append(out, Structure(c, ScopesOf(c))...)
 		}
 		return out, nil
 	})
@@ -92,13 +89,13 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	err = stage("quota", func() ([]render.Finding, error) {
-		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return Quotas(cfg.RepoRoot, c) })
+		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return Quotas(c) })
 	})
 	if err != nil {
 		return nil, err
 	}
 	err = stage("schema", func() ([]render.Finding, error) {
-		return Schema(cfg.Validator, cfg.KubeVersion, cfg.CRDDir, r.Clusters)
+		return Schema(cfg.Validator, cfg.KubeVersion, r.Clusters)
 	})
 	if err != nil {
 		return nil, err
@@ -108,7 +105,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return p.Evaluate(ctx, c, scopes) })
+		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return p.Evaluate(ctx, c, ScopesOf(c)) })
 	})
 	if err != nil {
 		return nil, err

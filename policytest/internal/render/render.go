@@ -4,11 +4,13 @@
 //
 // Kustomize sources are built in-process with the options Argo CD is configured with
 // (platform/argocd/values.yaml: kustomize.buildOptions), Helm inflation included. Upstream Helm
-// chart sources cannot be fetched offline: for those the pin and the values files are checked.
+// chart sources are rendered from the vendored packages in policytest/charts with helm, the way
+// Argo CD's repo server renders them (helm.go).
 package render
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +18,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,17 +33,19 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// RepoURL is the one repository every Application of ours syncs from.
-const RepoURL = "https://github.com/cloudlab/platform.git"
-
 // RootName is the root Application of every cluster (clusters/<env>/root-app.yaml).
 const RootName = "root"
 
 // Options say where the repository and the tools are.
 type Options struct {
 	RepoRoot    string // the checkout (or a fixture repository under testdata)
+	ChartDir    string // the vendored charts (default: <RepoRoot>/policytest/charts)
 	Helm        string // path of the helm binary kustomize runs for helmCharts
-	KubeVersion string // what Argo CD passes as --helm-kube-version (the cluster's version)
+	KubeVersion string // what Argo CD passes to helm as the cluster's version, e.g. 1.32.0
+	// APIVersions is a first guess of the API versions of the CRDs the cluster installs (e.g. the
+	// previous render's); right or wrong, the result is the same, a right guess saves a render.
+	APIVersions []string
+	Apps        []string // render only these child Applications (all when empty)
 }
 
 // App is one Argo CD Application and what it deploys.
@@ -52,6 +58,10 @@ type App struct {
 	Chart *v1alpha1.ApplicationSource
 	// ValueFiles are the repository files the chart source's values come from.
 	ValueFiles []string
+
+	paths    []string // repository paths to build with kustomize
+	release  *Release // the chart to render, when it can be
+	chartErr error    // why the chart did not render
 }
 
 // Name of the Application.
@@ -65,6 +75,14 @@ type Cluster struct {
 	Apps      []*App                       // the children, by wave then name
 	Projects  map[string]*v1alpha1.AppProject
 	Findings  []Finding // what could not be built or read, as findings (never a panic)
+	// RepoURL is this repository, as the root Application syncs it: every other source of ours
+	// must name the same.
+	RepoURL string
+	// APIVersions are the CRD API versions the charts were rendered with (group/version and
+	// group/version/Kind of every CRD the cluster's Applications install).
+	APIVersions []string
+
+	repoRoot string
 }
 
 // AllApps is the root followed by its children.
@@ -97,6 +115,13 @@ func AppFinding(cluster string, app *v1alpha1.Application, msg string) Finding {
 	return Finding{Cluster: cluster, App: app.Name, Kind: "Application", Namespace: app.Namespace, Name: app.Name, Message: msg}
 }
 
+func (o Options) chartDir() string {
+	if o.ChartDir != "" {
+		return o.ChartDir
+	}
+	return filepath.Join(o.RepoRoot, ChartDir)
+}
+
 // Clusters lists the cluster folders of a repository (clusters/*/root-app.yaml).
 func Clusters(repoRoot string) ([]string, error) {
 	matches, err := filepath.Glob(filepath.Join(repoRoot, "clusters", "*", "root-app.yaml"))
@@ -113,12 +138,19 @@ func Clusters(repoRoot string) ([]string, error) {
 
 // LoadCluster builds one cluster. An error means the repository itself could not be read
 // (no root Application); everything else wrong becomes a Finding.
+//
+// The repository-path Applications are built in-process with kustomize while the upstream-chart
+// Applications render concurrently with helm (one process per chart). Charts see the cluster's
+// API versions as Argo CD passes them: those of the CRDs that the cluster's Applications
+// install. Those CRDs are themselves rendered, so the charts are rendered with
+// opts.APIVersions first (a guess: e.g. the previous render's) and again with the versions their
+// output actually installs, until both agree.
 func LoadCluster(opts Options, name string) (*Cluster, error) {
 	kopts, err := kustomizeOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Name: name, Projects: map[string]*v1alpha1.AppProject{}}
+	c := &Cluster{Name: name, Projects: map[string]*v1alpha1.AppProject{}, repoRoot: opts.RepoRoot}
 
 	rootFile := filepath.Join(opts.RepoRoot, "clusters", name, "root-app.yaml")
 	data, err := os.ReadFile(rootFile)
@@ -150,7 +182,9 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 	if c.Root == nil {
 		return nil, fmt.Errorf("%s: no Application named %q", rootFile, RootName)
 	}
-	c.buildApp(opts, kopts, c.Root)
+	c.RepoURL = c.Root.Application.Spec.GetSource().RepoURL
+	c.describe(opts, c.Root)
+	c.build(kopts, c.Root)
 
 	for _, o := range c.Root.Objects {
 		switch o.GetKind() {
@@ -160,8 +194,10 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 				c.Findings = append(c.Findings, ObjectFinding(name, RootName, o, "cannot be read as an Argo CD Application: "+err.Error()))
 				continue
 			}
-			child := &App{Application: app}
-			c.Apps = append(c.Apps, child)
+			if len(opts.Apps) > 0 && !contains(opts.Apps, app.Name) {
+				continue
+			}
+			c.Apps = append(c.Apps, &App{Application: app})
 		case "AppProject":
 			p, err := toProject(o)
 			if err != nil {
@@ -171,9 +207,29 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 			c.Projects[p.Name] = p
 		}
 	}
+	sort.SliceStable(c.Apps, func(i, j int) bool { return c.Apps[i].Name() < c.Apps[j].Name() })
 	for _, child := range c.Apps {
-		c.buildApp(opts, kopts, child)
+		c.describe(opts, child)
 	}
+
+	// Charts render in the background while kustomize builds the rest.
+	guess := opts.APIVersions
+	charts := c.renderCharts(opts, guess)
+	for _, child := range c.Apps {
+		c.build(kopts, child)
+	}
+	c.collect(<-charts)
+	if actual := APIVersions(c.objects()); !equal(actual, guess) {
+		// The guess was not what the cluster installs: once more with the real API versions.
+		c.collect(<-c.renderCharts(opts, actual))
+		if again := APIVersions(c.objects()); !equal(again, actual) {
+			c.Findings = append(c.Findings, AppFinding(name, c.Root.Application, "the CRDs the charts install change with the API versions they are rendered with: the render does not settle"))
+		}
+		guess = actual
+	}
+	c.APIVersions = guess
+	c.chartFindings()
+	c.defaultNamespaces()
 	sort.SliceStable(c.Apps, func(i, j int) bool {
 		if c.Apps[i].Wave != c.Apps[j].Wave {
 			return c.Apps[i].Wave < c.Apps[j].Wave
@@ -183,10 +239,41 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 	return c, nil
 }
 
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// objects is everything the cluster's Applications render.
+func (c *Cluster) objects() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, a := range c.AllApps() {
+		out = append(out, a.Objects...)
+	}
+	return out
+}
+
 var exactVersion = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+$`)
 
-// buildApp fills in the wave and what the Application's sources deploy.
-func (c *Cluster) buildApp(opts Options, kopts *krusty.Options, a *App) {
+// describe reads the wave and the sources of an Application and checks what can be checked
+// without building: pins, values files (and their keys, against the vendored chart), paths.
+func (c *Cluster) describe(opts Options, a *App) {
 	app := a.Application
 	fail := func(format string, args ...any) {
 		c.Findings = append(c.Findings, AppFinding(c.Name, app, fmt.Sprintf(format, args...)))
@@ -203,31 +290,14 @@ func (c *Cluster) buildApp(opts Options, kopts *krusty.Options, a *App) {
 		switch {
 		case src.Chart != "":
 			a.Chart = &src
-			if !exactVersion.MatchString(src.TargetRevision) {
-				fail("chart %s targetRevision %q is not an exact version: pin X.Y.Z", src.Chart, src.TargetRevision)
-			}
-			if src.Helm == nil || len(src.Helm.ValueFiles) == 0 {
-				fail("chart %s has no values file from this repository: add helm.valueFiles ($values/...)", src.Chart)
-				continue
-			}
-			for _, vf := range src.Helm.ValueFiles {
-				rel, ok := strings.CutPrefix(vf, "$values/")
-				if !ok {
-					fail("values file %q of chart %s is not read from this repository: use $values/<path>", vf, src.Chart)
-					continue
-				}
-				a.ValueFiles = append(a.ValueFiles, rel)
-				if err := checkValuesFile(filepath.Join(opts.RepoRoot, rel)); err != nil {
-					fail("values file %s of chart %s: %v", rel, src.Chart, err)
-				}
-			}
+			c.describeChart(opts, a, fail)
 		case src.Ref != "":
-			if src.RepoURL != RepoURL {
-				fail("values source %q must be this repository (%s)", src.RepoURL, RepoURL)
+			if src.RepoURL != c.RepoURL {
+				fail("values source %q must be this repository (%s)", src.RepoURL, c.RepoURL)
 			}
 		default:
-			if src.RepoURL != RepoURL {
-				fail("source repoURL %q is not this repository (%s)", src.RepoURL, RepoURL)
+			if src.RepoURL != c.RepoURL {
+				fail("source repoURL %q is not this repository (%s)", src.RepoURL, c.RepoURL)
 				continue
 			}
 			if src.TargetRevision != "main" {
@@ -238,31 +308,192 @@ func (c *Cluster) buildApp(opts Options, kopts *krusty.Options, a *App) {
 				fail("source path %s does not exist", src.Path)
 				continue
 			}
-			objs, err := Kustomize(kopts, dir)
-			if err != nil {
-				// Paths relative to the repository, so a message reads the same in every clone.
-				msg := strings.ReplaceAll(err.Error(), filepath.Clean(opts.RepoRoot)+string(filepath.Separator), "")
-				fail("source path %s does not build: %s", src.Path, msg)
-				continue
-			}
-			a.Objects = append(a.Objects, objs...)
+			a.paths = append(a.paths, src.Path)
 		}
 	}
 }
 
-func checkValuesFile(path string) error {
+// describeChart checks an upstream chart source: an exact pin that is vendored, values only
+// from files of this repository, and no value key the chart does not have.
+func (c *Cluster) describeChart(opts Options, a *App, fail func(string, ...any)) {
+	src := a.Chart
+	pinned := exactVersion.MatchString(src.TargetRevision)
+	if !pinned {
+		fail("chart %s targetRevision %q is not an exact version: pin X.Y.Z", src.Chart, src.TargetRevision)
+	}
+	h := src.Helm
+	if h == nil || len(h.ValueFiles) == 0 {
+		fail("chart %s has no values file from this repository: add helm.valueFiles ($values/...)", src.Chart)
+		return
+	}
+	if len(h.Parameters) > 0 || len(h.FileParameters) > 0 || h.Values != "" || h.ValuesObject != nil {
+		fail("chart %s sets values inline (helm.parameters, values or valuesObject): put them in a values file of this repository", src.Chart)
+	}
+	files := map[string]map[string]any{}
+	ok := true
+	for _, vf := range h.ValueFiles {
+		rel, isRepo := strings.CutPrefix(vf, "$values/")
+		if !isRepo {
+			fail("values file %q of chart %s is not read from this repository: use $values/<path>", vf, src.Chart)
+			ok = false
+			continue
+		}
+		a.ValueFiles = append(a.ValueFiles, rel)
+		values, err := readValuesFile(filepath.Join(opts.RepoRoot, rel))
+		if err != nil {
+			fail("values file %s of chart %s: %v", rel, src.Chart, err)
+			ok = false
+			continue
+		}
+		files[rel] = values
+	}
+	if !pinned {
+		return
+	}
+	chart, err := LoadChart(ChartFile(opts.chartDir(), src.Chart, src.TargetRevision))
+	if err != nil {
+		fail("chart %s %s is not vendored in %s: add it with its provenance and checksum (docs/verify.md#bumping-an-upstream-chart)", src.Chart, src.TargetRevision, ChartDir)
+		return
+	}
+	if chart.Name != src.Chart || chart.Version != src.TargetRevision {
+		fail("%s holds chart %s %s", ChartFile(ChartDir, src.Chart, src.TargetRevision), chart.Name, chart.Version)
+		return
+	}
+	for _, rel := range a.ValueFiles {
+		for _, key := range UnknownValues(files[rel], chart.Known) {
+			fail("%s: %s: not a value of %s %s", rel, key, chart.Name, chart.Version)
+		}
+	}
+	if !ok {
+		return
+	}
+	release := Release{Chart: chart, Name: h.ReleaseName, Namespace: a.Application.Spec.Destination.Namespace,
+		KubeVersion: opts.KubeVersion, SkipCRDs: h.SkipCrds}
+	if release.Name == "" {
+		release.Name = a.Name() // Argo CD's default release name
+	}
+	for _, rel := range a.ValueFiles {
+		release.ValueFiles = append(release.ValueFiles, filepath.Join(opts.RepoRoot, rel))
+	}
+	a.release = &release
+}
+
+// build runs kustomize on every repository path of the Application.
+func (c *Cluster) build(kopts *krusty.Options, a *App) {
+	for _, p := range a.paths {
+		objs, err := Kustomize(kopts, filepath.Join(c.repoRoot, filepath.FromSlash(p)))
+		if err != nil {
+			// Paths relative to the repository, so a message reads the same in every clone.
+			msg := strings.ReplaceAll(err.Error(), filepath.Clean(c.repoRoot)+string(filepath.Separator), "")
+			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, fmt.Sprintf("source path %s does not build: %s", p, msg)))
+			continue
+		}
+		a.Objects = append(a.Objects, objs...)
+	}
+}
+
+type chartResult struct {
+	app  *App
+	objs []*unstructured.Unstructured
+	err  error
+}
+
+// renderCharts renders every chart Application concurrently (at most GOMAXPROCS helm
+// processes) and delivers all results at once.
+func (c *Cluster) renderCharts(opts Options, apiVersions []string) <-chan []chartResult {
+	done := make(chan []chartResult, 1)
+	var apps []*App
+	for _, a := range c.Apps {
+		if a.release != nil {
+			apps = append(apps, a)
+		}
+	}
+	go func() {
+		results := make([]chartResult, len(apps))
+		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+		var wg sync.WaitGroup
+		for i, a := range apps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				r := *a.release
+				r.APIVersions = apiVersions
+				objs, err := Template(context.Background(), opts.Helm, r)
+				results[i] = chartResult{app: a, objs: objs, err: err}
+			}()
+		}
+		wg.Wait()
+		done <- results
+	}()
+	return done
+}
+
+// collect puts rendered charts into their Applications (replacing an earlier render).
+func (c *Cluster) collect(results []chartResult) {
+	for _, r := range results {
+		r.app.Objects = r.objs
+		r.app.chartErr = r.err
+	}
+}
+
+// chartFindings turns failed chart renders into findings (after the last render).
+func (c *Cluster) chartFindings() {
+	for _, a := range c.Apps {
+		if a.chartErr != nil {
+			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, a.chartErr.Error()))
+		}
+	}
+}
+
+// defaultNamespaces does what Argo CD does when it applies a chart's namespaced object that
+// names no namespace: it puts it in the Application's destination namespace.
+func (c *Cluster) defaultNamespaces() {
+	custom := map[string]bool{} // group/Kind -> namespaced, from the rendered CRDs
+	for _, o := range c.objects() {
+		if o.GetKind() == "CustomResourceDefinition" {
+			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+			custom[group+"/"+kind] = scope == "Namespaced"
+		}
+	}
+	for _, a := range c.Apps {
+		if a.release == nil {
+			continue
+		}
+		for _, o := range a.Objects {
+			gk := o.GroupVersionKind().GroupKind()
+			namespaced, isCustom := custom[gk.Group+"/"+gk.Kind]
+			if !isCustom {
+				namespaced = !BuiltinClusterScoped[gk]
+			}
+			if namespaced && o.GetNamespace() == "" {
+				o.SetNamespace(a.Application.Spec.Destination.Namespace)
+			}
+		}
+	}
+}
+
+// readValuesFile reads a values file: a YAML mapping (or empty).
+func readValuesFile(path string) (map[string]any, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return errors.New("does not exist")
+		return nil, errors.New("does not exist")
 	}
 	var v any
 	if err := yaml.Unmarshal(data, &v); err != nil {
-		return fmt.Errorf("does not parse: %v", err)
+		return nil, fmt.Errorf("does not parse: %v", err)
 	}
-	if _, ok := v.(map[string]any); !ok && v != nil {
-		return errors.New("is not a mapping of values")
+	if v == nil {
+		return map[string]any{}, nil
 	}
-	return nil
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("is not a mapping of values")
+	}
+	return m, nil
 }
 
 // ArgoBuildOptions reads the kustomize build options Argo CD is configured with.
