@@ -38,6 +38,7 @@ func TestBrokenFixture(t *testing.T) {
 
 	kinds := []string{
 		"does not exist", "not an exact version", "does not build", // render
+		"not a value of gateway 1.30.3", "values don't meet the specifications of the schema", // upstream chart values
 		"sync-wave", "does not exist: add an AppProject", "is not created by platform/namespaces",
 		"does not permit", "is a wildcard", "only the platform project", "none of its Applications deploys",
 		"syncPolicy.automated is missing", "must sync later", "no child Application in wave",

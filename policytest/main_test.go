@@ -49,10 +49,17 @@ var (
 	repoErr    error
 )
 
-// repo verifies this repository once per test binary; the tests read the report.
+// repo verifies this repository once per test binary; the tests read the report. With RENDERED
+// set (make verify sets it after its render stage), the clusters are read from that folder
+// instead of being rendered a second time.
 func repo(t *testing.T) *check.Report {
 	t.Helper()
 	cfg := config(t, "..")
+	if dir := os.Getenv("RENDERED"); dir != "" {
+		abs, err := filepath.Abs(filepath.Join("..", dir))
+		require.NoError(t, err)
+		cfg.Rendered = abs
+	}
 	repoOnce.Do(func() {
 		repoReport, repoErr = check.Verify(context.Background(), cfg)
 		if repoErr == nil {

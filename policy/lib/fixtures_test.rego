@@ -114,3 +114,9 @@ test_selectors if {
 	not lib.selects({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, labels)
 	not lib.selects({}, labels)
 }
+
+test_exception_without_kind_or_finding_excuses_nothing if {
+	f := {"app": "services", "kind": "Deployment", "namespace": "cloudlab", "name": "web", "msg": "container \"web\" image \"nginx:latest\" is not pinned"}
+	not lib.excused("images", f) with data.exceptions as [{"policy": "images", "image": "postgres", "reason": "test"}]
+	not lib.excused("images", f) with data.exceptions as [{"policy": "images", "application": "services", "reason": "test"}]
+}

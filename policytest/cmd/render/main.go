@@ -1,10 +1,14 @@
-// Command render writes what Argo CD would apply to one cluster, one file per Application:
+// Command render writes what Argo CD would apply to one cluster (or all), one file per
+// Application, and an index (render.IndexFile) that later stages read:
 //
 //	go run ./policytest/cmd/render -cluster prod -out rendered/prod
+//	go run ./policytest/cmd/render -cluster all -out rendered -keep-going
 //
-// (`make render CLUSTER=prod` runs it). An upstream chart Application is rendered from its
-// vendored package (policytest/charts) as Argo CD's repo server renders it. Next to the files,
-// api-versions.txt lists the CRD API versions the charts were rendered with.
+// (`make render CLUSTER=prod` runs the first; make verify the second, once, for every later
+// stage.) Upstream chart Applications are rendered from their vendored packages
+// (policytest/charts) the way Argo CD's repo server renders them. Findings are printed, one per
+// line, and make the command exit 1, unless -keep-going (then they are left in the index for
+// go test to report with every other finding).
 package main
 
 import (
@@ -13,29 +17,32 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/cloudlab/platform/policytest/internal/render"
-	"sigs.k8s.io/yaml"
 )
 
 func main() {
 	cluster := flag.String("cluster", "", "cluster folder under clusters/ (dev, staging, prod), or all")
 	out := flag.String("out", "", "output folder (emptied first); with -cluster all, the parent of one folder per cluster")
 	repo := flag.String("repo", ".", "repository root")
-	helm := flag.String("helm", "helm", "helm binary for kustomize's helmCharts")
+	charts := flag.String("charts", "", "vendored charts (default: <repo>/policytest/charts)")
+	helm := flag.String("helm", "helm", "helm binary (charts, and kustomize's helmCharts)")
 	kubeVersion := flag.String("kube-version", "1.32.0", "Kubernetes version passed to helm, as Argo CD passes the cluster's")
+	keepGoing := flag.Bool("keep-going", false, "exit 0 despite findings (they stay in index.json)")
 	flag.Parse()
 	if *cluster == "" || *out == "" {
-		fmt.Fprintln(os.Stderr, "usage: render -cluster <dev|staging|prod> -out <folder>")
+		fmt.Fprintln(os.Stderr, "usage: render -cluster <dev|staging|prod|all> -out <folder> [-keep-going]")
 		os.Exit(2)
 	}
-	opts := render.Options{RepoRoot: *repo, Helm: *helm, KubeVersion: *kubeVersion}
+	opts := render.Options{RepoRoot: *repo, ChartDir: *charts, Helm: *helm, KubeVersion: *kubeVersion}
 	clusters := []string{*cluster}
 	outs := []string{*out}
 	if *cluster == "all" {
 		names, err := render.Clusters(*repo)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "render:", err)
+		if err != nil || len(names) == 0 {
+			fmt.Fprintf(os.Stderr, "render: no clusters/*/bootstrap under %s: %v\n", *repo, err)
 			os.Exit(1)
 		}
 		clusters, outs = names, nil
@@ -43,59 +50,56 @@ func main() {
 			outs = append(outs, filepath.Join(*out, c))
 		}
 	}
+	// The clusters render concurrently (each also runs its charts' helm processes in parallel).
+	lines := make([]string, len(clusters))
+	findings := make([]int, len(clusters))
+	errs := make([]error, len(clusters))
+	var wg sync.WaitGroup
 	for i, c := range clusters {
-		if err := run(opts, c, outs[i]); err != nil {
-			fmt.Fprintln(os.Stderr, "render:", err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lines[i], findings[i], errs[i] = run(opts, c, outs[i])
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range clusters {
+		if errs[i] != nil {
+			fmt.Fprintln(os.Stderr, "render:", errs[i])
 			os.Exit(1)
 		}
+		fmt.Print(lines[i])
+		total += findings[i]
+	}
+	if total > 0 && !*keepGoing {
+		fmt.Fprintf(os.Stderr, "render: %d findings\n", total)
+		os.Exit(1)
 	}
 }
 
-func run(opts render.Options, cluster, out string) error {
+// run renders one cluster into out and returns what to print and how many findings it has.
+func run(opts render.Options, cluster, out string) (string, int, error) {
+	start := time.Now()
 	// The previous render's API versions are a good first guess (render.Options.APIVersions).
-	if data, err := os.ReadFile(filepath.Join(out, "api-versions.txt")); err == nil {
-		opts.APIVersions = strings.Fields(string(data))
+	if idx, err := render.ReadIndex(out); err == nil {
+		opts.APIVersions = idx.APIVersions
 	}
 	c, err := render.LoadCluster(opts, cluster)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
-	if err := os.RemoveAll(out); err != nil {
-		return err
+	if err := render.Write(c, out); err != nil {
+		return "", 0, err
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	for _, app := range c.AllApps() {
-		var b strings.Builder
-		fmt.Fprintf(&b, "# Application %s (wave %d) of cluster %s\n", app.Name(), app.Wave, cluster)
-		if app.Chart != nil {
-			fmt.Fprintf(&b, "# Upstream chart %s %s from %s (vendored: %s), rendered with:\n", app.Chart.Chart, app.Chart.TargetRevision, app.Chart.RepoURL, render.ChartFile(render.ChartDir, app.Chart.Chart, app.Chart.TargetRevision))
-			for _, vf := range app.ValueFiles {
-				fmt.Fprintf(&b, "#   values: %s\n", vf)
-			}
-		}
-		for _, o := range app.Objects {
-			y, err := yaml.Marshal(o.Object)
-			if err != nil {
-				return err
-			}
-			b.WriteString("---\n")
-			b.Write(y)
-		}
-		if err := os.WriteFile(filepath.Join(out, app.Name()+".yaml"), []byte(b.String()), 0o644); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(out, "api-versions.txt"), []byte(strings.Join(c.APIVersions, "\n")+"\n"), 0o644); err != nil {
-		return err
-	}
+	var b strings.Builder
 	for _, f := range c.Findings {
-		fmt.Fprintln(os.Stderr, f)
+		fmt.Fprintln(&b, f)
 	}
-	fmt.Printf("rendered %s: %d Applications into %s\n", cluster, len(c.AllApps()), out)
-	if len(c.Findings) > 0 {
-		return fmt.Errorf("%d findings while rendering %s", len(c.Findings), cluster)
+	n := 0
+	for _, a := range c.AllApps() {
+		n += len(a.Objects)
 	}
-	return nil
+	fmt.Fprintf(&b, "rendered %s: %d objects of %d Applications into %s in %.1fs\n", cluster, n, len(c.AllApps()), out, time.Since(start).Seconds())
+	return b.String(), len(c.Findings), nil
 }

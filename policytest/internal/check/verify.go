@@ -3,6 +3,8 @@ package check
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/cloudlab/platform/policytest/internal/render"
@@ -10,9 +12,12 @@ import (
 
 // Config says what to verify and with which tools.
 type Config struct {
-	RepoRoot    string // repository (or fixture) whose clusters/ are verified
-	PolicyDir   string // the Rego policies and their data
-	ChartDir    string // vendored charts (default: <RepoRoot>/policytest/charts)
+	RepoRoot  string // repository (or fixture) whose clusters/ are verified
+	PolicyDir string // the Rego policies and their data
+	ChartDir  string // vendored charts (default: <RepoRoot>/policytest/charts)
+	// Rendered, when set, is a folder the render command filled (one sub-folder per cluster,
+	// render.Write): its objects are read instead of rendering again.
+	Rendered    string
 	Helm        string // helm binary for kustomize's Helm inflation
 	Validator   string // kubectl-validate binary
 	KubeVersion string // e.g. "1.32"
@@ -60,18 +65,24 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		if len(names) == 0 {
-			return nil, fmt.Errorf("no clusters/*/root-app.yaml under %s", cfg.RepoRoot)
+			return nil, fmt.Errorf("no clusters/*/bootstrap under %s", cfg.RepoRoot)
 		}
+		opts := render.Options{RepoRoot: cfg.RepoRoot, ChartDir: cfg.ChartDir, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0"}
 		var out []render.Finding
-		var guess []string // the clusters install the same CRDs, mostly: the first one's saves a render
 		for _, name := range names {
-			c, err := render.LoadCluster(render.Options{RepoRoot: cfg.RepoRoot, ChartDir: cfg.ChartDir, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0", APIVersions: guess}, name)
+			var c *render.Cluster
+			if cfg.Rendered != "" {
+				c, err = render.LoadRendered(opts, filepath.Join(cfg.Rendered, name), name)
+			} else {
+				c, err = render.LoadCluster(opts, name)
+			}
 			if err != nil {
 				return nil, err
 			}
+			// The clusters install the same CRDs, mostly: the first one's saves a render.
+			opts.APIVersions = c.APIVersions
 			r.Clusters = append(r.Clusters, c)
 			out = append(out, c.Findings...)
-			guess = c.APIVersions
 		}
 		return out, nil
 	})
@@ -113,15 +124,26 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	return r, nil
 }
 
-// eachCluster runs a check on every cluster and collects the findings.
+// eachCluster runs a check on every cluster, concurrently, and collects the findings in the
+// clusters' order.
 func (r *Report) eachCluster(check func(*render.Cluster) ([]render.Finding, error)) ([]render.Finding, error) {
+	found := make([][]render.Finding, len(r.Clusters))
+	errs := make([]error, len(r.Clusters))
+	var wg sync.WaitGroup
+	for i, c := range r.Clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			found[i], errs[i] = check(c)
+		}()
+	}
+	wg.Wait()
 	var out []render.Finding
-	for _, c := range r.Clusters {
-		f, err := check(c)
-		if err != nil {
-			return nil, err
+	for i := range r.Clusters {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		out = append(out, f...)
+		out = append(out, found[i]...)
 	}
 	return out, nil
 }

@@ -33,7 +33,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// RootName is the root Application of every cluster (clusters/<env>/root-app.yaml).
+// RootName is the root Application of every cluster (apps/root, built by clusters/<env>/bootstrap).
 const RootName = "root"
 
 // Options say where the repository and the tools are.
@@ -70,7 +70,7 @@ func (a *App) Name() string { return a.Application.Name }
 // Cluster is everything one cluster's root Application leads to.
 type Cluster struct {
 	Name      string
-	Bootstrap []*unstructured.Unstructured // clusters/<env>/root-app.yaml as written
+	Bootstrap []*unstructured.Unstructured // what clusters/<env>/bootstrap builds: the root and its project
 	Root      *App                         // its objects are the child Applications and AppProjects
 	Apps      []*App                       // the children, by wave then name
 	Projects  map[string]*v1alpha1.AppProject
@@ -122,19 +122,23 @@ func (o Options) chartDir() string {
 	return filepath.Join(o.RepoRoot, ChartDir)
 }
 
-// Clusters lists the cluster folders of a repository (clusters/*/root-app.yaml).
+// Clusters lists the cluster folders of a repository (clusters/*/bootstrap/kustomization.yaml).
 func Clusters(repoRoot string) ([]string, error) {
-	matches, err := filepath.Glob(filepath.Join(repoRoot, "clusters", "*", "root-app.yaml"))
+	matches, err := filepath.Glob(filepath.Join(repoRoot, "clusters", "*", "bootstrap", "kustomization.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	var names []string
 	for _, m := range matches {
-		names = append(names, filepath.Base(filepath.Dir(m)))
+		names = append(names, filepath.Base(filepath.Dir(filepath.Dir(m))))
 	}
 	sort.Strings(names)
 	return names, nil
 }
+
+// BootstrapPath is the folder a cluster is bootstrapped from (`kubectl apply -k`): it builds the
+// AppProject and the Application `root`.
+func BootstrapPath(name string) string { return "clusters/" + name + "/bootstrap" }
 
 // LoadCluster builds one cluster. An error means the repository itself could not be read
 // (no root Application); everything else wrong becomes a Finding.
@@ -150,67 +154,12 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Name: name, Projects: map[string]*v1alpha1.AppProject{}, repoRoot: opts.RepoRoot}
-
-	rootFile := filepath.Join(opts.RepoRoot, "clusters", name, "root-app.yaml")
-	data, err := os.ReadFile(rootFile)
+	c, err := bootstrap(opts, kopts, name)
 	if err != nil {
 		return nil, err
 	}
-	c.Bootstrap, err = DecodeObjects(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rootFile, err)
-	}
-	for _, o := range c.Bootstrap {
-		switch o.GetKind() {
-		case "Application":
-			if o.GetName() == RootName {
-				app, err := toApplication(o)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", rootFile, err)
-				}
-				c.Root = &App{Application: app}
-			}
-		case "AppProject":
-			p, err := toProject(o)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", rootFile, err)
-			}
-			c.Projects[p.Name] = p
-		}
-	}
-	if c.Root == nil {
-		return nil, fmt.Errorf("%s: no Application named %q", rootFile, RootName)
-	}
-	c.RepoURL = c.Root.Application.Spec.GetSource().RepoURL
-	c.describe(opts, c.Root)
 	c.build(kopts, c.Root)
-
-	for _, o := range c.Root.Objects {
-		switch o.GetKind() {
-		case "Application":
-			app, err := toApplication(o)
-			if err != nil {
-				c.Findings = append(c.Findings, ObjectFinding(name, RootName, o, "cannot be read as an Argo CD Application: "+err.Error()))
-				continue
-			}
-			if len(opts.Apps) > 0 && !contains(opts.Apps, app.Name) {
-				continue
-			}
-			c.Apps = append(c.Apps, &App{Application: app})
-		case "AppProject":
-			p, err := toProject(o)
-			if err != nil {
-				c.Findings = append(c.Findings, ObjectFinding(name, RootName, o, "cannot be read as an Argo CD AppProject: "+err.Error()))
-				continue
-			}
-			c.Projects[p.Name] = p
-		}
-	}
-	sort.SliceStable(c.Apps, func(i, j int) bool { return c.Apps[i].Name() < c.Apps[j].Name() })
-	for _, child := range c.Apps {
-		c.describe(opts, child)
-	}
+	c.children(opts)
 
 	// Charts render in the background while kustomize builds the rest.
 	guess := opts.APIVersions
@@ -230,13 +179,83 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 	c.APIVersions = guess
 	c.chartFindings()
 	c.defaultNamespaces()
+	c.sortApps()
+	return c, nil
+}
+
+// bootstrap reads a cluster's root: it builds clusters/<name>/bootstrap, which holds the
+// AppProject and the Application `root` and nothing else.
+func bootstrap(opts Options, kopts *krusty.Options, name string) (*Cluster, error) {
+	c := &Cluster{Name: name, Projects: map[string]*v1alpha1.AppProject{}, repoRoot: opts.RepoRoot}
+	dir := BootstrapPath(name)
+	objs, err := Kustomize(kopts, filepath.Join(opts.RepoRoot, filepath.FromSlash(dir)))
+	if err != nil {
+		return nil, fmt.Errorf("%s does not build: %w", dir, err)
+	}
+	c.Bootstrap = objs
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Application":
+			if o.GetName() == RootName {
+				app, err := toApplication(o)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", dir, err)
+				}
+				c.Root = &App{Application: app}
+			}
+		case "AppProject":
+			p, err := toProject(o)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", dir, err)
+			}
+			c.Projects[p.Name] = p
+		}
+	}
+	if c.Root == nil {
+		return nil, fmt.Errorf("%s: no Application named %q", dir, RootName)
+	}
+	c.RepoURL = c.Root.Application.Spec.GetSource().RepoURL
+	c.describe(opts, c.Root)
+	return c, nil
+}
+
+// children reads the child Applications and AppProjects from the root's objects.
+func (c *Cluster) children(opts Options) {
+	for _, o := range c.Root.Objects {
+		switch o.GetKind() {
+		case "Application":
+			app, err := toApplication(o)
+			if err != nil {
+				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, "cannot be read as an Argo CD Application: "+err.Error()))
+				continue
+			}
+			if len(opts.Apps) > 0 && !contains(opts.Apps, app.Name) {
+				continue
+			}
+			c.Apps = append(c.Apps, &App{Application: app})
+		case "AppProject":
+			p, err := toProject(o)
+			if err != nil {
+				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, "cannot be read as an Argo CD AppProject: "+err.Error()))
+				continue
+			}
+			c.Projects[p.Name] = p
+		}
+	}
+	sort.SliceStable(c.Apps, func(i, j int) bool { return c.Apps[i].Name() < c.Apps[j].Name() })
+	for _, child := range c.Apps {
+		c.describe(opts, child)
+	}
+}
+
+// sortApps orders the children as Argo CD syncs them: by wave, then name.
+func (c *Cluster) sortApps() {
 	sort.SliceStable(c.Apps, func(i, j int) bool {
 		if c.Apps[i].Wave != c.Apps[j].Wave {
 			return c.Apps[i].Wave < c.Apps[j].Wave
 		}
 		return c.Apps[i].Name() < c.Apps[j].Name()
 	})
-	return c, nil
 }
 
 func contains(list []string, s string) bool {
