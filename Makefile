@@ -8,40 +8,66 @@ CLUSTER ?= dev
 
 include tools/tools.mk
 
-export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK
+export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL
+
+# The render command (policytest/cmd/render): every Application as Argo CD renders it, upstream
+# charts included (from policytest/charts), one file per Application and an index.json.
+RENDER := go run ./policytest/cmd/render -helm $(HELM)
 
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# make verify runs its stages as a graph: the render first (every cluster, once), then what
+# needs it (go test, the simulation) next to what does not (checksums, vet, opa), as many at
+# once as make may (-j); each prints its time when it ends (tools/timed). Independent stages
+# added later only need a target and a place in VERIFY_STAGES.
+VERIFY_STAGES := verify-checksums verify-vet verify-opa verify-test verify-simulate
+VERIFY_JOBS ?= 4
+# GNU make >= 4 keeps each stage's output together; older makes interleave it.
+OUTPUT_SYNC := $(if $(filter output-sync,$(.FEATURES)),--output-sync=target)
+
 .PHONY: verify
 verify: tools simulate-tools ## render every cluster as Argo CD would, validate every object, run every policy and test, simulate each environment
-	@tools/timed crd-checksums bash -c 'cd policytest/crds && sha256sum --quiet -c SHA256SUMS'
-	@tools/timed go-vet go vet ./...
-	@tools/timed opa-test $(OPA) test policy/
-	@set -o pipefail; tools/timed go-test go test -count=1 -v ./policytest/... 2>&1 \
-	  | grep --line-buffered -vE '^ *(=== (RUN|PAUSE|CONT)|--- PASS)'
-	@tools/timed simulate-all $(MAKE) --no-print-directory simulate-all
+	@tools/timed verify $(MAKE) --no-print-directory -k -j$(VERIFY_JOBS) $(OUTPUT_SYNC) $(VERIFY_STAGES)
 
+.PHONY: $(VERIFY_STAGES) render-all
+verify-checksums:
+	@tools/timed chart-checksums bash -c 'cd policytest/charts && sha256sum --quiet -c SHA256SUMS'
+verify-vet:
+	@tools/timed go-vet go vet ./...
+verify-opa:
+	@tools/timed opa-test $(OPA) test policy/
+render-all: $(HELM) ## render every cluster into rendered/<env>/ (findings stay in each index.json)
+	@tools/timed render $(RENDER) -cluster all -out rendered -keep-going
+verify-test: render-all
+	@set -o pipefail; RENDERED=rendered tools/timed go-test go test -count=1 -v ./policytest/... 2>&1 \
+	  | grep --line-buffered -vE '^ *(=== (RUN|PAUSE|CONT)|--- PASS)'
+verify-simulate: render-all
+	@tools/timed simulate-all $(MAKE) --no-print-directory simulate-rendered
 
 .PHONY: render
 render: $(HELM) ## write what Argo CD applies to CLUSTER (default dev) into rendered/CLUSTER/, one file per Application
 	@case " $(CLUSTERS) " in *" $(CLUSTER) "*) ;; *) echo "CLUSTER must be one of: $(CLUSTERS)"; exit 2;; esac
-	go run ./policytest/cmd/render -cluster $(CLUSTER) -out rendered/$(CLUSTER) -helm $(HELM)
+	$(RENDER) -cluster $(CLUSTER) -out rendered/$(CLUSTER)
+
+SIMULATOR := rendered/.bin/simulate
+SIMULATE_FLAGS = -bin $(CONTROL_PLANE) -kwok $(KWOK) -istioctl $(ISTIOCTL)
 
 .PHONY: simulate
-simulate: render $(KUBE_APISERVER) $(KWOK) ## apply CLUSTER to a real control plane with simulated nodes; report in rendered/CLUSTER/simulation.{txt,svg}
-	cd tools/simulate && go run ./cmd/simulate -cluster $(CLUSTER) -repo ../.. -bin $(CONTROL_PLANE) -kwok $(KWOK)
+simulate: render simulate-tools ## apply CLUSTER to a real control plane with simulated nodes; report in rendered/CLUSTER/simulation.{txt,svg}
+	cd tools/simulate && go run ./cmd/simulate -cluster $(CLUSTER) -repo ../.. $(SIMULATE_FLAGS)
 
-# Every environment at once (each its own control plane; they mostly wait), plus the
-# simulation's own test (an oversized pod must fail), then every report in turn.
-SIMULATOR := rendered/.bin/simulate
-.PHONY: simulate-all
-simulate-all: simulate-tools $(HELM) ## make simulate for every cluster in parallel, and the simulation's own tests
-	@go run ./policytest/cmd/render -cluster all -out rendered -helm $(HELM) >/dev/null
+.PHONY: simulate-all simulate-rendered
+simulate-all: render-all simulate-tools ## make simulate for every cluster in parallel, and the simulation's own tests
+	@$(MAKE) --no-print-directory simulate-rendered
+
+# Every environment at once from rendered/ (each its own control plane; they mostly wait), plus
+# the simulation's own test (an oversized pod must fail), then every report in turn.
+simulate-rendered:
 	@mkdir -p $(dir $(SIMULATOR)) && cd tools/simulate && go build -o ../../$(SIMULATOR) ./cmd/simulate
 	@for c in $(CLUSTERS); do \
-	  ( $(SIMULATOR) -cluster $$c -bin $(CONTROL_PLANE) -kwok $(KWOK) > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
+	  ( $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
 	( cd tools/simulate && go test -count=1 ./... > ../../rendered/.bin/test.log 2>&1; echo $$? > ../../rendered/.bin/test.rc ) & \
 	wait; rc=0; \

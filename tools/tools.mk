@@ -24,10 +24,18 @@ OPA_VERSION             := $(shell awk '$$1=="github.com/open-policy-agent/opa" 
 KUBERNETES_VERSION      := $(shell awk '$$1=="k8s.io/kubernetes" {print $$2}' tools/simulate/go.mod)
 KWOK_VERSION            := v0.8.0
 
+# istioctl, only for `istioctl kube-inject` in make simulate: istiod's own sidecar injector, run
+# offline on the injection templates, values and mesh config of the rendered (vendored 1.30.3)
+# istiod chart (docs/decisions/0031-simulated-sidecars.md). istio.io/istio has no semver tags and
+# the Go module proxy serves no pseudo-version of the 1.30.3 commit: this is the newest commit it
+# serves (master, 2026-08-27); what it injects comes from the 1.30.3 templates.
+ISTIOCTL_VERSION        := v0.0.0-20260827124520-eed52ebb66ad
+
 HELM             := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
 CONTROL_PLANE    := $(TOOLS_CACHE)/kubernetes-$(KUBERNETES_VERSION)
 KUBE_APISERVER   := $(CONTROL_PLANE)/kube-apiserver
 KWOK             := $(TOOLS_CACHE)/kwok-$(KWOK_VERSION)/kwok
+ISTIOCTL         := $(TOOLS_CACHE)/istioctl-$(ISTIOCTL_VERSION)/istioctl
 HELM4            := $(TOOLS_CACHE)/helm-$(HELM4_VERSION)/helm
 OPA              := $(TOOLS_CACHE)/opa-$(OPA_VERSION)/opa
 KUBECTL_VALIDATE := $(TOOLS_CACHE)/kubectl-validate-$(KUBECTL_VALIDATE_VERSION)/kubectl-validate
@@ -75,8 +83,14 @@ $(KWOK):
 	@mkdir -p $(@D)
 	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 
+$(ISTIOCTL):
+	@echo ">> building istioctl $(ISTIOCTL_VERSION) into $(@D) (first run only, ~8 min)"
+	@rm -rf $(@D).partial && mkdir -p $(@D).partial
+	GOBIN=$(@D).partial GOFLAGS=-buildvcs=false go install istio.io/istio/istioctl/cmd/istioctl@$(ISTIOCTL_VERSION)
+	@rm -rf $(@D) && mv $(@D).partial $(@D)
+
 .PHONY: simulate-tools
-simulate-tools: $(KUBE_APISERVER) $(KWOK) ## build (once) the simulated control plane
+simulate-tools: $(KUBE_APISERVER) $(KWOK) $(ISTIOCTL) ## build (once) the simulated control plane and istioctl
 
 .PHONY: tools
 tools: $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) ## build (once) every tool the checks use

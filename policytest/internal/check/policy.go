@@ -18,9 +18,16 @@ type Policies struct {
 	query rego.PreparedEvalQuery
 }
 
+// Evaluation is what the policies say about one cluster: the findings no exception excuses, and
+// how many findings each entry of policy/exceptions.yaml (by index) excused.
+type Evaluation struct {
+	Findings []render.Finding
+	Excused  map[int]int
+}
+
 // LoadPolicies compiles every module under dir; the query collects the findings of every
-// package's `deny` set under data.cloudlab that policy/exceptions.yaml does not excuse
-// (data.lib.excused).
+// package's `deny` set under data.cloudlab, each with the policy/exceptions.yaml entries that
+// excuse it (data.lib.excuses).
 func LoadPolicies(ctx context.Context, dir string) (*Policies, error) {
 	res, err := loader.NewFileLoader().All([]string{dir})
 	if err != nil {
@@ -30,7 +37,7 @@ func LoadPolicies(ctx context.Context, dir string) (*Policies, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []func(*rego.Rego){rego.Query("f := data.cloudlab[policy].deny[_]; not data.lib.excused(policy, f)"), rego.Store(store)}
+	opts := []func(*rego.Rego){rego.Query("f := data.cloudlab[policy].deny[_]; by := [i | some i, e in data.exceptions; data.lib.excuses(e, policy, f)]"), rego.Store(store)}
 	for _, m := range res.ParsedModules() {
 		opts = append(opts, rego.ParsedModule(m))
 	}
@@ -71,7 +78,7 @@ func Input(c *render.Cluster, scopes Scopes) PolicyInput {
 }
 
 // Evaluate runs every policy on one cluster.
-func (p *Policies) Evaluate(ctx context.Context, c *render.Cluster, scopes Scopes) ([]render.Finding, error) {
+func (p *Policies) Evaluate(ctx context.Context, c *render.Cluster, scopes Scopes) (*Evaluation, error) {
 	// Through JSON, so Rego sees exactly the numbers and strings a YAML reader would.
 	js, err := json.Marshal(Input(c, scopes))
 	if err != nil {
@@ -85,20 +92,27 @@ func (p *Policies) Evaluate(ctx context.Context, c *render.Cluster, scopes Scope
 	if err != nil {
 		return nil, err
 	}
-	var out []render.Finding
+	ev := &Evaluation{Excused: map[int]int{}}
 	for _, r := range rs {
 		f, ok := r.Bindings["f"].(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("policy %v: a deny entry must be lib.finding(...), got %v", r.Bindings["policy"], r.Bindings["f"])
 		}
+		if by, _ := r.Bindings["by"].([]any); len(by) > 0 {
+			for _, i := range by {
+				n, _ := i.(json.Number).Int64()
+				ev.Excused[int(n)]++
+			}
+			continue
+		}
 		str := func(k string) string { s, _ := f[k].(string); return s }
-		out = append(out, render.Finding{
+		ev.Findings = append(ev.Findings, render.Finding{
 			Cluster: c.Name, App: str("app"), Kind: str("kind"), Namespace: str("namespace"), Name: str("name"),
 			Message: fmt.Sprintf("%s: %s", r.Bindings["policy"], str("msg")),
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out, nil
+	sort.Slice(ev.Findings, func(i, j int) bool { return ev.Findings[i].String() < ev.Findings[j].String() })
+	return ev, nil
 }
 
 // RegoTests runs the *_test.rego files of dir exactly as `opa test dir` does and returns the

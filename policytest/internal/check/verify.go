@@ -34,6 +34,9 @@ type Stage struct {
 type Report struct {
 	Clusters []*render.Cluster
 	Stages   []Stage
+	// Excused counts, per entry of policy/exceptions.yaml (by index), the findings it excused in
+	// all clusters together.
+	Excused map[int]int
 }
 
 // Findings is every finding of every stage.
@@ -116,7 +119,20 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return p.Evaluate(ctx, c, ScopesOf(c)) })
+		var mu sync.Mutex
+		r.Excused = map[int]int{}
+		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) {
+			ev, err := p.Evaluate(ctx, c, ScopesOf(c))
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, n := range ev.Excused {
+				r.Excused[i] += n
+			}
+			return ev.Findings, nil
+		})
 	})
 	if err != nil {
 		return nil, err

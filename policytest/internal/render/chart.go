@@ -23,6 +23,7 @@ const ChartDir = "policytest/charts"
 // Chart is one vendored chart package: what `helm template` renders, and the values it accepts.
 type Chart struct {
 	Name, Version string
+	AppVersion    string // the version of what the chart deploys (Chart.yaml appVersion)
 	File          string // the .tgz
 	// Defaults are the values the chart starts from: its values.yaml with each dependency's
 	// values.yaml under the dependency's name or alias (the parent's section wins), as Helm
@@ -83,7 +84,7 @@ func LoadChart(file string) (*Chart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	c.Name, c.Version, c.Defaults = meta.Name, meta.Version, defaults
+	c.Name, c.Version, c.AppVersion, c.Defaults = meta.Name, meta.Version, meta.AppVersion, defaults
 	c.Known, err = knownValues(files, root, defaults)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
@@ -94,6 +95,7 @@ func LoadChart(file string) (*Chart, error) {
 type chartMeta struct {
 	Name         string `json:"name"`
 	Version      string `json:"version"`
+	AppVersion   string `json:"appVersion"`
 	Dependencies []struct {
 		Name  string `json:"name"`
 		Alias string `json:"alias"`

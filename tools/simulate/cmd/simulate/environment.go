@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,18 +27,15 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Shape is clusters/<env>/simulation.yaml.
+// Shape is clusters/<env>/simulation.yaml: the nodes, what the cloud provider runs on each of
+// them, and the budget. Everything else that runs is rendered from the repository.
 type Shape struct {
 	Nodes []struct {
 		Name, Zone, CPU, Memory string
 		Allocatable             struct{ CPU, Memory string } `json:"allocatable"`
 	} `json:"nodes"`
-	DaemonSetsPerNode struct{ CPU, Memory string } `json:"daemonSetsPerNode"`
-	Platform          []struct {
-		Name, Namespace, CPU, Memory string
-		Replicas                     int32
-	} `json:"platform"`
-	Budget *struct{ CPU, Memory string } `json:"budget"`
+	NodeDaemonSets []struct{ Name, CPU, Memory string } `json:"nodeDaemonSets"`
+	Budget         *struct{ CPU, Memory string }        `json:"budget"`
 }
 
 const (
@@ -219,6 +215,16 @@ func NewApplier(cp *ControlPlane) *Applier {
 
 // Apply server-side applies one object; the error says which object the API server refused.
 func (a *Applier) Apply(ctx context.Context, o *unstructured.Unstructured) error {
+	return a.apply(ctx, o, nil)
+}
+
+// Validate server-side applies one object as a dry run: the API server admits or refuses it,
+// and stores nothing.
+func (a *Applier) Validate(ctx context.Context, o *unstructured.Unstructured) error {
+	return a.apply(ctx, o, []string{metav1.DryRunAll})
+}
+
+func (a *Applier) apply(ctx context.Context, o *unstructured.Unstructured, dryRun []string) error {
 	gvk := o.GroupVersionKind()
 	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
@@ -234,9 +240,9 @@ func (a *Applier) Apply(ctx context.Context, o *unstructured.Unstructured) error
 	force := true
 	ri := a.cp.Dynamic.Resource(m.Resource)
 	if m.Scope.Name() == "namespace" {
-		_, err = ri.Namespace(o.GetNamespace()).Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: fieldManager, Force: &force})
+		_, err = ri.Namespace(o.GetNamespace()).Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: fieldManager, Force: &force, DryRun: dryRun})
 	} else {
-		_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: fieldManager, Force: &force})
+		_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: fieldManager, Force: &force, DryRun: dryRun})
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, o.GetNamespace(), o.GetName(), err)
@@ -244,129 +250,28 @@ func (a *Applier) Apply(ctx context.Context, o *unstructured.Unstructured) error
 	return nil
 }
 
-// InstallCRDs applies the vendored CRDs of every custom kind the environment uses (each CRD makes
-// the API server rebuild its OpenAPI: the unused ones would only cost time) and waits until they
-// are Established.
-func InstallCRDs(ctx context.Context, a *Applier, crdDir string, used map[string]bool) (int, error) {
-	var crds []*unstructured.Unstructured
-	err := filepath.WalkDir(crdDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		objs, err := Decode(data)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		for _, o := range objs {
-			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			if o.GetKind() == "CustomResourceDefinition" && used[group+"/"+kind] {
-				crds = append(crds, o)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, c := range crds {
-		if err := a.Apply(ctx, c); err != nil {
-			return 0, err
-		}
-	}
-	gvr := a.cp.Dynamic.Resource(crdResource)
-	err = waitFor(ctx, 60*time.Second, "CRDs established", func() (bool, error) {
-		list, err := gvr.List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, nil
-		}
-		established := 0
-		for _, item := range list.Items {
-			conds, _, _ := unstructured.NestedSlice(item.Object, "status", "conditions")
-			for _, c := range conds {
-				cm := c.(map[string]any)
-				if cm["type"] == "Established" && cm["status"] == "True" {
-					established++
-				}
-			}
-		}
-		return established >= len(crds), nil
-	})
-	a.mapper.Reset()
-	return len(crds), err
-}
-
-// Sidecar is the istio-proxy container istiod would inject (its size from the istiod values).
-type Sidecar struct{ CPU, Memory, MemoryLimit string }
-
-// InjectSidecars adds the istio-proxy container to the pod templates of workloads in meshed
-// namespaces, as istiod's webhook does on a real cluster, so that the scheduler, the quotas
-// and Pod Security see it.
-func InjectSidecars(objs []*unstructured.Unstructured, meshed map[string]bool, s Sidecar) {
-	if s.CPU == "" {
-		return
-	}
-	for _, o := range objs {
-		if !meshed[o.GetNamespace()] || (o.GetKind() != "Deployment" && o.GetKind() != "StatefulSet") {
-			continue
-		}
-		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-		containers = append(containers, map[string]any{
-			"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.3",
-			"resources": map[string]any{
-				"requests": map[string]any{"cpu": s.CPU, "memory": s.Memory},
-				"limits":   map[string]any{"memory": s.MemoryLimit},
-			},
-			"securityContext": map[string]any{
-				"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true, "runAsUser": int64(1337),
-				"capabilities": map[string]any{"drop": []any{"ALL"}},
-			},
-		})
-		_ = unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers")
-	}
-}
-
-// StandIns are the pods the repository cannot render (upstream charts; per-node DaemonSets), as
-// pause containers with the requests from clusters/<env>/simulation.yaml.
-func StandIns(shape *Shape) []*unstructured.Unstructured {
-	pod := func(name string, cpu, mem string) map[string]any {
-		return map[string]any{
-			"metadata": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": name, standInLabel: "true"}},
-			"spec": map[string]any{
-				"automountServiceAccountToken": false,
-				"securityContext":              map[string]any{"runAsNonRoot": true, "runAsUser": int64(65532), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
-				"containers": []any{map[string]any{
-					"name": name, "image": "registry.k8s.io/pause:3.10",
-					"resources": map[string]any{"requests": map[string]any{"cpu": cpu, "memory": mem}, "limits": map[string]any{"memory": mem}},
-					"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-						"capabilities": map[string]any{"drop": []any{"ALL"}}},
-				}},
-			},
-		}
-	}
+// NodeDaemons are the per-node DaemonSets of the cloud provider that no Application of ours
+// creates (clusters/<env>/simulation.yaml: kube-proxy, the provider's CNI and CSI node plugins),
+// as pause containers with their requests in kube-system.
+func NodeDaemons(shape *Shape) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
-	for _, p := range shape.Platform {
-		out = append(out, &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "apps/v1", "kind": "Deployment",
-			"metadata": map[string]any{"name": p.Name, "namespace": p.Namespace, "labels": map[string]any{standInLabel: "true"}},
-			"spec": map[string]any{
-				"replicas": int64(p.Replicas),
-				"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": p.Name}},
-				"template": pod(p.Name, p.CPU, p.Memory),
-			},
-		}})
-	}
-	if shape.DaemonSetsPerNode.CPU != "" {
+	for _, d := range shape.NodeDaemonSets {
+		labels := map[string]any{"app.kubernetes.io/name": d.Name, standInLabel: "true"}
 		out = append(out, &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "apps/v1", "kind": "DaemonSet",
-			"metadata": map[string]any{"name": "node-daemons", "namespace": "kube-system", "labels": map[string]any{standInLabel: "true"}},
+			"metadata": map[string]any{"name": d.Name, "namespace": "kube-system", "labels": labels},
 			"spec": map[string]any{
-				"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "node-daemons"}},
-				"template": pod("node-daemons", shape.DaemonSetsPerNode.CPU, shape.DaemonSetsPerNode.Memory),
+				"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": d.Name}},
+				"template": map[string]any{
+					"metadata": map[string]any{"labels": labels},
+					"spec": map[string]any{
+						"automountServiceAccountToken": false,
+						"containers": []any{map[string]any{
+							"name": d.Name, "image": "registry.k8s.io/pause:3.10",
+							"resources": map[string]any{"requests": map[string]any{"cpu": d.CPU, "memory": d.Memory}},
+						}},
+					},
+				},
 			},
 		}})
 	}

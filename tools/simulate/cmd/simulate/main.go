@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 )
 
 func main() {
@@ -33,6 +32,7 @@ func main() {
 	rendered := flag.String("rendered", "", "rendered objects (default rendered/<env>)")
 	binDir := flag.String("bin", "", "folder with kube-apiserver, kube-controller-manager, kube-scheduler")
 	kwok := flag.String("kwok", "kwok", "kwok binary")
+	istioctl := flag.String("istioctl", "istioctl", "istioctl binary (sidecar injection, as istiod's webhook does)")
 	extra := flag.String("extra", "", "a YAML file of extra objects to apply last (tests: an oversized pod)")
 	drains := flag.Bool("drains", true, "run the rolling drain of every node")
 	readyTimeout := flag.Duration("ready-timeout", 3*time.Minute, "how long everything may take to become ready")
@@ -44,7 +44,7 @@ func main() {
 	if *rendered == "" {
 		*rendered = filepath.Join(*repo, "rendered", *cluster)
 	}
-	r := &Run{Cluster: *cluster, Repo: *repo, Rendered: *rendered, Bin: *binDir, Kwok: *kwok, Extra: *extra, Drains: *drains, ReadyTimeout: *readyTimeout, start: time.Now()}
+	r := &Run{Cluster: *cluster, Repo: *repo, Rendered: *rendered, Bin: *binDir, Kwok: *kwok, Istioctl: *istioctl, Extra: *extra, Drains: *drains, ReadyTimeout: *readyTimeout, start: time.Now()}
 	ok, err := r.Main(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "simulate:", err)
@@ -57,12 +57,12 @@ func main() {
 
 // Run is one simulation of one environment.
 type Run struct {
-	Cluster, Repo, Rendered, Bin, Kwok, Extra string
-	Drains                                    bool
-	ReadyTimeout                              time.Duration
-	start                                     time.Time
-	report                                    strings.Builder
-	failed                                    bool
+	Cluster, Repo, Rendered, Bin, Kwok, Istioctl, Extra string
+	Drains                                              bool
+	ReadyTimeout                                        time.Duration
+	start                                               time.Time
+	report                                              strings.Builder
+	failed                                              bool
 }
 
 func (r *Run) log(format string, args ...any) {
@@ -123,57 +123,39 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var all []*unstructured.Unstructured
-	used := map[string]bool{}
 	for _, w := range waves {
 		all = append(all, w.Objects...)
-		for _, o := range w.Objects {
-			used[o.GroupVersionKind().Group+"/"+o.GetKind()] = true
-		}
 	}
 	applier := NewApplier(cp)
-	n, err := InstallCRDs(ctx, applier, filepath.Join(r.Repo, "policytest", "crds"), used)
-	if err != nil {
-		return false, err
-	}
-	r.log("%d nodes, %d CRDs established", len(shape.Nodes), n)
+	r.log("%d nodes", len(shape.Nodes))
 
-	// Storage classes the environment names, and the sidecar istiod would inject.
+	// Storage classes the environment names; the sidecars istiod injects at admission.
 	if err := CreateStorageClasses(ctx, cp, storageClasses(all)); err != nil {
 		return false, err
 	}
-	meshed := map[string]bool{}
-	for _, o := range all {
-		if o.GetKind() == "Namespace" && o.GetLabels()["istio-injection"] == "enabled" {
-			meshed[o.GetName()] = true
-		}
-	}
-	side, err := sidecarOf(r.Repo, r.Cluster)
+	injector, err := NewInjector(r.Istioctl, all)
 	if err != nil {
 		return false, err
 	}
-	InjectSidecars(all, meshed, side)
-
-	// Apply wave by wave; the upstream charts' stand-ins after the platform wave.
-	var refused []string
-	standInsDone := false
-	applied := 0
-	for _, w := range waves {
-		if !standInsDone && w.Number >= 10 {
-			for _, o := range StandIns(shape) {
-				if err := applier.Apply(ctx, o); err != nil {
-					refused = append(refused, "stand-in: "+err.Error())
-				}
-			}
-			standInsDone = true
+	if injector != nil {
+		n, err := injector.Inject(ctx, work, all)
+		if err != nil {
+			return false, err
 		}
-		for _, o := range w.Objects {
-			if err := applier.Apply(ctx, o); err != nil {
-				refused = append(refused, w.App+": "+err.Error())
-				continue
-			}
-			applied++
+		r.log("%d pod templates injected with istiod's sidecar (istioctl kube-inject)", n)
+	}
+
+	// Apply wave by wave, each Application's CRDs first (as Argo CD orders a sync); the cloud
+	// provider's node DaemonSets first of all.
+	refused := NotInjected(all)
+	for _, o := range NodeDaemons(shape) {
+		if err := applier.Apply(ctx, o); err != nil {
+			refused = append(refused, "node DaemonSet: "+err.Error())
 		}
 	}
+	applied, crds, webhooks, errs := ApplyWaves(ctx, applier, waves, r.log)
+	refused = append(refused, errs...)
+
 	if r.Extra != "" {
 		data, err := os.ReadFile(r.Extra)
 		if err != nil {
@@ -189,7 +171,7 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	r.out("== simulate %s: %d objects of %d Applications applied wave by wave", r.Cluster, applied, len(waves))
+	r.out("== simulate %s: %d objects (%d CRDs) of %d Applications applied wave by wave; %d admission webhook configurations admitted as a dry run", r.Cluster, applied, crds, len(waves), webhooks)
 	r.verdict("every object accepted by the API server (server-side apply, Pod Security, quotas)", refused)
 
 	// HPAs cannot compute utilisation here (no metrics); start each scaled workload at its
@@ -291,40 +273,4 @@ func storageClasses(objs []*unstructured.Unstructured) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// sidecarOf reads global.proxy.resources from platform/istiod/values.yaml, overridden by
-// clusters/<env>/values/istiod.yaml (as Helm merges them).
-func sidecarOf(repo, cluster string) (Sidecar, error) {
-	var s Sidecar
-	for _, f := range []string{filepath.Join(repo, "platform", "istiod", "values.yaml"), filepath.Join(repo, "clusters", cluster, "values", "istiod.yaml")} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return s, err
-		}
-		var v struct {
-			Global struct {
-				Proxy struct {
-					Resources struct {
-						Requests struct{ CPU, Memory string } `json:"requests"`
-						Limits   struct{ Memory string }      `json:"limits"`
-					} `json:"resources"`
-				} `json:"proxy"`
-			} `json:"global"`
-		}
-		if err := yaml.Unmarshal(data, &v); err != nil {
-			return s, fmt.Errorf("%s: %w", f, err)
-		}
-		res := v.Global.Proxy.Resources
-		if res.Requests.CPU != "" {
-			s.CPU = res.Requests.CPU
-		}
-		if res.Requests.Memory != "" {
-			s.Memory = res.Requests.Memory
-		}
-		if res.Limits.Memory != "" {
-			s.MemoryLimit = res.Limits.Memory
-		}
-	}
-	return s, nil
 }

@@ -13,9 +13,9 @@ import (
 // more than dev's node has left must fail, naming the pod and its shortfall. It needs the
 // control plane that `make simulate-all` builds (CONTROL_PLANE, KWOK) and rendered/dev.
 func TestOversizedRequestFails(t *testing.T) {
-	bin, kwok := os.Getenv("CONTROL_PLANE"), os.Getenv("KWOK")
-	if bin == "" || kwok == "" {
-		t.Fatal("CONTROL_PLANE and KWOK are not set: run `make simulate-all` (or make verify)")
+	bin, kwok, istioctl := os.Getenv("CONTROL_PLANE"), os.Getenv("KWOK"), os.Getenv("ISTIOCTL")
+	if bin == "" || kwok == "" || istioctl == "" {
+		t.Fatal("CONTROL_PLANE, KWOK and ISTIOCTL are not set: run `make simulate-all` (or make verify)")
 	}
 	repo, err := filepath.Abs("../../../..")
 	if err != nil {
@@ -36,7 +36,7 @@ func TestOversizedRequestFails(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &Run{Cluster: "dev", Repo: repo, Rendered: rendered, Bin: bin, Kwok: kwok,
+	r := &Run{Cluster: "dev", Repo: repo, Rendered: rendered, Bin: bin, Kwok: kwok, Istioctl: istioctl,
 		Extra: "testdata/oversized.yaml", ReadyTimeout: 15 * time.Second, start: time.Now()}
 	ok, err := r.Main(context.Background())
 	if err != nil {

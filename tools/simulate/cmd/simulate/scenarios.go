@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -31,23 +32,26 @@ type Snapshot struct {
 
 func Snap(ctx context.Context, cp *ControlPlane) (*Snapshot, error) {
 	s := &Snapshot{}
-	nodes, err := cp.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// ResourceVersion "0": from the API server's watch cache, not a quorum read of etcd (the
+	// scenarios poll this every half second).
+	cached := metav1.ListOptions{ResourceVersion: "0"}
+	nodes, err := cp.Client.CoreV1().Nodes().List(ctx, cached)
 	if err != nil {
 		return nil, err
 	}
-	pods, err := cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	pods, err := cp.Client.CoreV1().Pods("").List(ctx, cached)
 	if err != nil {
 		return nil, err
 	}
-	deps, err := cp.Client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	deps, err := cp.Client.AppsV1().Deployments("").List(ctx, cached)
 	if err != nil {
 		return nil, err
 	}
-	sts, err := cp.Client.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
+	sts, err := cp.Client.AppsV1().StatefulSets("").List(ctx, cached)
 	if err != nil {
 		return nil, err
 	}
-	pdbs, err := cp.Client.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	pdbs, err := cp.Client.PolicyV1().PodDisruptionBudgets("").List(ctx, cached)
 	if err != nil {
 		return nil, err
 	}
@@ -117,12 +121,12 @@ func (s *Snapshot) Violations() []string {
 	return out
 }
 
+// requests is what a pod asks of its node, counted as the scheduler counts it
+// (k8s.io/component-helpers/resource): its containers, its native sidecars (restartable init
+// containers, such as istiod's istio-proxy), and the largest init container where that is more.
 func requests(p *corev1.Pod) (cpu, mem resource.Quantity) {
-	for _, c := range p.Spec.Containers {
-		cpu.Add(c.Resources.Requests[corev1.ResourceCPU])
-		mem.Add(c.Resources.Requests[corev1.ResourceMemory])
-	}
-	return
+	r := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
+	return r[corev1.ResourceCPU], r[corev1.ResourceMemory]
 }
 
 // NodeUse is one node's allocatable and what its pods request.
@@ -260,7 +264,7 @@ func Drain(ctx context.Context, cp *ControlPlane, node string, log func(string, 
 			}
 			break
 		}
-		time.Sleep(time.Second)
+		time.Sleep(300 * time.Millisecond)
 	}
 	log("  drained %s", node)
 	return dedupe(problems)
