@@ -8,7 +8,7 @@ CLUSTER ?= dev
 
 include tools/tools.mk
 
-export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL
+export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL DYFF
 
 # The render command (policytest/cmd/render): every Application as Argo CD renders it, upstream
 # charts included (from policytest/charts), one file per Application and an index.json.
@@ -50,6 +50,12 @@ verify-simulate: render-all
 render: $(HELM) ## write what Argo CD applies to CLUSTER (default dev) into rendered/CLUSTER/, one file per Application
 	@case " $(CLUSTERS) " in *" $(CLUSTER) "*) ;; *) echo "CLUSTER must be one of: $(CLUSTERS)"; exit 2;; esac
 	$(RENDER) -cluster $(CLUSTER) -out rendered/$(CLUSTER)
+
+# make diff: BASE is a git revision; CLUSTER, when given, limits the diff to that cluster.
+BASE ?= origin/main
+.PHONY: diff
+diff: $(HELM) $(DYFF) ## show what changes between BASE (default origin/main) and the work tree, per cluster and Application, field by field (CLUSTER= to limit)
+	@tools/diff "$(BASE)" $(if $(filter command line environment,$(origin CLUSTER)),$(CLUSTER))
 
 SIMULATOR := rendered/.bin/simulate
 SIMULATE_FLAGS = -bin $(CONTROL_PLANE) -kwok $(KWOK) -istioctl $(ISTIOCTL)

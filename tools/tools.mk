@@ -31,11 +31,16 @@ KWOK_VERSION            := v0.8.0
 # serves (master, 2026-08-27); what it injects comes from the 1.30.3 templates.
 ISTIOCTL_VERSION        := v0.0.0-20260827124520-eed52ebb66ad
 
+# dyff, for make diff: a YAML diff that knows Kubernetes objects (by apiVersion, kind, namespace
+# and name) and reports field by field.
+DYFF_VERSION            := v1.12.0
+
 HELM             := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
 CONTROL_PLANE    := $(TOOLS_CACHE)/kubernetes-$(KUBERNETES_VERSION)
 KUBE_APISERVER   := $(CONTROL_PLANE)/kube-apiserver
 KWOK             := $(TOOLS_CACHE)/kwok-$(KWOK_VERSION)/kwok
 ISTIOCTL         := $(TOOLS_CACHE)/istioctl-$(ISTIOCTL_VERSION)/istioctl
+DYFF             := $(TOOLS_CACHE)/dyff-$(DYFF_VERSION)/dyff
 HELM4            := $(TOOLS_CACHE)/helm-$(HELM4_VERSION)/helm
 OPA              := $(TOOLS_CACHE)/opa-$(OPA_VERSION)/opa
 KUBECTL_VALIDATE := $(TOOLS_CACHE)/kubectl-validate-$(KUBECTL_VALIDATE_VERSION)/kubectl-validate
@@ -82,6 +87,11 @@ $(KWOK):
 	@echo ">> building kwok $(KWOK_VERSION) into $(@D) (first run only, ~2 min)"
 	@mkdir -p $(@D)
 	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+
+$(DYFF):
+	@echo ">> building dyff $(DYFF_VERSION) into $(@D) (first run only, ~1 min)"
+	@mkdir -p $(@D)
+	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install github.com/homeport/dyff/cmd/dyff@$(DYFF_VERSION)
 
 $(ISTIOCTL):
 	@echo ">> building istioctl $(ISTIOCTL_VERSION) into $(@D) (first run only, ~8 min)"
