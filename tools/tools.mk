@@ -9,11 +9,14 @@
 
 TOOLS_CACHE ?= $(HOME)/.cache/cloudlab/tools
 
+# renovate: go helm.sh/helm/v3
 HELM_VERSION            := v3.19.5
 # Helm 4, only to prove the services chart renders identically with both majors.
+# renovate: go helm.sh/helm/v4
 HELM4_VERSION           := v4.3.1
 KUBECTL_VALIDATE_MODULE := sigs.k8s.io/kubectl-validate
 # No tag after v0.0.4 (which stops at Kubernetes 1.30); this commit embeds schemas up to 1.35.
+# renovate: go sigs.k8s.io/kubectl-validate
 KUBECTL_VALIDATE_VERSION := v0.0.5-0.20260105161640-a97ccfaca20b
 
 # The opa CLI, so that `opa test policy/` can be run by hand and by make verify; same version
@@ -22,6 +25,7 @@ OPA_VERSION             := $(shell awk '$$1=="github.com/open-policy-agent/opa" 
 
 # The simulated control plane (make simulate): Kubernetes from tools/simulate/go.mod, and KWOK.
 KUBERNETES_VERSION      := $(shell awk '$$1=="k8s.io/kubernetes" {print $$2}' tools/simulate/go.mod)
+# renovate: go sigs.k8s.io/kwok
 KWOK_VERSION            := v0.8.0
 
 # istioctl, only for `istioctl kube-inject` in make simulate: istiod's own sidecar injector, run
@@ -29,10 +33,12 @@ KWOK_VERSION            := v0.8.0
 # istiod chart (docs/decisions/0031-simulated-sidecars.md). istio.io/istio has no semver tags and
 # the Go module proxy serves no pseudo-version of the 1.30.3 commit: this is the newest commit it
 # serves (master, 2026-08-27); what it injects comes from the 1.30.3 templates.
+# renovate: go istio.io/istio
 ISTIOCTL_VERSION        := v0.0.0-20260827124520-eed52ebb66ad
 
 # dyff, for make diff: a YAML diff that knows Kubernetes objects (by apiVersion, kind, namespace
 # and name) and reports field by field.
+# renovate: go github.com/homeport/dyff
 DYFF_VERSION            := v1.12.0
 
 HELM             := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
