@@ -49,6 +49,7 @@ const (
 // CreateNodes registers the environment's nodes; KWOK (annotation kwok.x-k8s.io/node=fake)
 // keeps them Ready and runs their pods.
 func CreateNodes(ctx context.Context, cp *ControlPlane, shape *Shape) error {
+	want := map[string]corev1.NodeStatus{}
 	for _, n := range shape.Nodes {
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{
@@ -58,17 +59,43 @@ func CreateNodes(ctx context.Context, cp *ControlPlane, shape *Shape) error {
 					"kubernetes.io/arch": "amd64", "type": "kwok"},
 			},
 		}
-		created, err := cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if err != nil {
+		if _, err := cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return err
 		}
-		created.Status.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(n.CPU), corev1.ResourceMemory: resource.MustParse(n.Memory), corev1.ResourcePods: resource.MustParse("110")}
-		created.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(n.Allocatable.CPU), corev1.ResourceMemory: resource.MustParse(n.Allocatable.Memory), corev1.ResourcePods: resource.MustParse("110")}
-		if _, err := cp.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-			return err
+		want[n.Name] = corev1.NodeStatus{
+			Capacity:    corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(n.CPU), corev1.ResourceMemory: resource.MustParse(n.Memory), corev1.ResourcePods: resource.MustParse("110")},
+			Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(n.Allocatable.CPU), corev1.ResourceMemory: resource.MustParse(n.Allocatable.Memory), corev1.ResourcePods: resource.MustParse("110")},
 		}
 	}
-	return nil
+	// KWOK initialises a node it sees without a Ready condition, and fills an allocatable it
+	// finds empty with 1k CPUs and 1 TiB: set ours until every node is Ready and keeps it (KWOK
+	// never initialises a Ready node again).
+	return waitFor(ctx, 60*time.Second, "nodes ready with their capacity", func() (bool, error) {
+		done := 0
+		for name, st := range want {
+			node, err := cp.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			ready := false
+			for _, c := range node.Status.Conditions {
+				ready = ready || c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+			}
+			same := node.Status.Allocatable.Cpu().Equal(*st.Allocatable.Cpu()) && node.Status.Allocatable.Memory().Equal(*st.Allocatable.Memory()) &&
+				node.Status.Capacity.Cpu().Equal(*st.Capacity.Cpu())
+			if ready && same {
+				done++
+				continue
+			}
+			if !same {
+				node.Status.Capacity, node.Status.Allocatable = st.Capacity, st.Allocatable
+				if _, err := cp.Client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+					return false, err
+				}
+			}
+		}
+		return done == len(want), nil
+	})
 }
 
 // CreateStorageClasses makes every storage class the environment names, bound to the

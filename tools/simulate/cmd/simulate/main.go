@@ -123,8 +123,10 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var all []*unstructured.Unstructured
-	for _, w := range waves {
-		all = append(all, w.Objects...)
+	for i, w := range waves {
+		// The operator's pods, with the Application that holds their objects.
+		waves[i].Objects = append(w.Objects, OperatorPods(w.Objects)...)
+		all = append(all, waves[i].Objects...)
 	}
 	applier := NewApplier(cp)
 	r.log("%d nodes", len(shape.Nodes))
