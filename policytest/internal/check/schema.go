@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -82,7 +83,9 @@ func crdsOf(c *render.Cluster) []*unstructured.Unstructured {
 	return out
 }
 
-// validate runs kubectl-validate once on the objects of clusters that install the same CRDs.
+// validate runs kubectl-validate on the objects of clusters that install the same CRDs. An
+// object rendered identically in several clusters is validated once (the result is the same) and
+// reported for each; the unique objects are split over parallel runs, one per CPU.
 func validate(validator, kubeVersion string, clusters []*render.Cluster) ([]render.Finding, error) {
 	dir, err := os.MkdirTemp("", "cloudlab-schema-")
 	if err != nil {
@@ -94,96 +97,149 @@ func validate(validator, kubeVersion string, clusters []*render.Cluster) ([]rend
 		cluster, app string
 		obj          *unstructured.Unstructured
 	}
-	files := map[string]origin{}
-	n := 0
-	write := func(sub, cluster, app string, o *unstructured.Unstructured) error {
-		n++
-		path := filepath.Join(dir, sub, fmt.Sprintf("%05d.yaml", n))
+	crdDir := filepath.Join(dir, "crds")
+	if err := os.MkdirAll(crdDir, 0o755); err != nil {
+		return nil, err
+	}
+	for i, o := range crdsOf(clusters[0]) {
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(crdDir, fmt.Sprintf("%05d.yaml", i)), y, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	origins := map[string][]origin{} // object file -> where it is rendered
+	var unique []string              // object files, in order
+	byHash := map[[32]byte]string{}
+	add := func(cluster, app string, o *unstructured.Unstructured) error {
 		y, err := yaml.Marshal(o.Object)
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
+		h := sha256.Sum256(y)
+		file, seen := byHash[h]
+		if !seen {
+			file = fmt.Sprintf("%05d.yaml", len(unique))
+			byHash[h] = file
+			unique = append(unique, file)
+			if err := os.WriteFile(filepath.Join(dir, file), y, 0o644); err != nil {
+				return err
+			}
 		}
-		if cluster != "" {
-			files[path] = origin{cluster, app, o}
-		}
-		return os.WriteFile(path, y, 0o644)
-	}
-	for _, o := range crdsOf(clusters[0]) {
-		if err := write("crds", "", "", o); err != nil {
-			return nil, err
-		}
+		origins[file] = append(origins[file], origin{cluster, app, o})
+		return nil
 	}
 	for _, c := range clusters {
 		for _, o := range c.Bootstrap {
-			if err := write(filepath.Join("objects", c.Name), c.Name, render.RootName, o); err != nil {
+			if err := add(c.Name, render.RootName, o); err != nil {
 				return nil, err
 			}
 		}
 		for _, a := range c.AllApps() {
 			for _, o := range a.Objects {
-				if err := write(filepath.Join("objects", c.Name), c.Name, a.Name(), o); err != nil {
+				if err := add(c.Name, a.Name(), o); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	if len(files) == 0 {
+	if len(unique) == 0 {
 		return nil, nil
 	}
-	args := []string{filepath.Join(dir, "objects"), "--version", kubeVersion, "--output", "json"}
-	if _, err := os.Stat(filepath.Join(dir, "crds")); err == nil {
-		args = append(args, "--local-crds", filepath.Join(dir, "crds"))
+	parts := runtime.NumCPU()
+	if parts > 4 {
+		parts = 4
 	}
-	cmd := exec.Command(validator, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run() // exit 1 when anything is invalid; the JSON says what
-	var results map[string][]struct {
-		Status  string `json:"status"`
-		Message string `json:"message"`
-		Details struct {
-			Causes []struct {
-				Field   string `json:"field"`
-				Message string `json:"message"`
-			} `json:"causes"`
-		} `json:"details"`
+	if len(unique) < 200 {
+		parts = 1 // the fixture: a run's start-up would cost more than it saves
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
-		return nil, fmt.Errorf("kubectl-validate: %v (%v): %s", err, runErr, stderr.String())
+	results := make([]map[string][]validation, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := 0; p < parts; p++ {
+		part := filepath.Join(dir, fmt.Sprintf("part-%d", p))
+		if err := os.MkdirAll(part, 0o755); err != nil {
+			return nil, err
+		}
+		for i := p; i < len(unique); i += parts {
+			if err := os.Rename(filepath.Join(dir, unique[i]), filepath.Join(part, unique[i])); err != nil {
+				return nil, err
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[p], errs[p] = runValidator(validator, kubeVersion, part, crdDir)
+		}()
 	}
+	wg.Wait()
 	var out []render.Finding
-	for path, statuses := range results {
-		abs := path
-		if !filepath.IsAbs(abs) {
-			abs = filepath.Join(dir, "objects", path)
+	for p := range results {
+		if errs[p] != nil {
+			return nil, errs[p]
 		}
-		org, ok := files[filepath.Clean(abs)]
-		if !ok {
-			return nil, fmt.Errorf("kubectl-validate reported an unknown file %s", path)
-		}
-		for _, st := range statuses {
-			if st.Status == "Success" {
-				continue
+		for path, statuses := range results[p] {
+			orgs, ok := origins[filepath.Base(path)]
+			if !ok {
+				return nil, fmt.Errorf("kubectl-validate reported an unknown file %s", path)
 			}
-			if len(st.Details.Causes) == 0 {
-				out = append(out, render.ObjectFinding(org.cluster, org.app, org.obj, "schema: "+cleanMessage(st.Message)))
-			}
-			for _, cause := range st.Details.Causes {
-				if cause.Field == "metadata.name" && rbacName(org.obj) {
-					continue
-				}
-				msg := cleanMessage(cause.Message)
-				if cause.Field != "" {
-					msg = cause.Field + ": " + msg
-				}
-				out = append(out, render.ObjectFinding(org.cluster, org.app, org.obj, "schema (Kubernetes "+kubeVersion+"): "+msg))
+			for _, org := range orgs {
+				out = append(out, findingsOf(org.cluster, org.app, org.obj, kubeVersion, statuses)...)
 			}
 		}
 	}
 	return out, nil
+}
+
+// validation is kubectl-validate's verdict on one object.
+type validation struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	Details struct {
+		Causes []struct {
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"causes"`
+	} `json:"details"`
+}
+
+// runValidator runs kubectl-validate on the files of dir and returns its verdicts by file.
+func runValidator(validator, kubeVersion, dir, crdDir string) (map[string][]validation, error) {
+	cmd := exec.Command(validator, dir, "--version", kubeVersion, "--local-crds", crdDir, "--output", "json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run() // exit 1 when anything is invalid; the JSON says what
+	var results map[string][]validation
+	if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
+		return nil, fmt.Errorf("kubectl-validate: %v (%v): %s", err, runErr, stderr.String())
+	}
+	return results, nil
+}
+
+// findingsOf turns kubectl-validate's verdicts on an object into findings.
+func findingsOf(cluster, app string, o *unstructured.Unstructured, kubeVersion string, statuses []validation) []render.Finding {
+	var out []render.Finding
+	for _, st := range statuses {
+		if st.Status == "Success" {
+			continue
+		}
+		if len(st.Details.Causes) == 0 {
+			out = append(out, render.ObjectFinding(cluster, app, o, "schema: "+cleanMessage(st.Message)))
+		}
+		for _, cause := range st.Details.Causes {
+			if cause.Field == "metadata.name" && rbacName(o) {
+				continue
+			}
+			msg := cleanMessage(cause.Message)
+			if cause.Field != "" {
+				msg = cause.Field + ": " + msg
+			}
+			out = append(out, render.ObjectFinding(cluster, app, o, "schema (Kubernetes "+kubeVersion+"): "+msg))
+		}
+	}
+	return out
 }
 
 // rbacName reports whether the object is an RBAC object whose name the API server accepts:
