@@ -59,6 +59,12 @@ diff: $(HELM) $(DYFF) ## show what changes between BASE (default origin/main) an
 
 SIMULATOR := rendered/.bin/simulate
 SIMULATE_FLAGS = -bin $(CONTROL_PLANE) -kwok $(KWOK) -istioctl $(ISTIOCTL)
+# What a simulation's result depends on besides the rendered objects and the environment's shape
+# (tools/cached keys on all of it: docs/verify.md#result-cache).
+SIMULATE_BINARIES = $(KUBE_APISERVER) $(CONTROL_PLANE)/kube-controller-manager $(CONTROL_PLANE)/kube-scheduler $(KWOK) $(ISTIOCTL)
+
+$(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum
+	@mkdir -p $(@D) && cd tools/simulate && go build -o ../../$(SIMULATOR) ./cmd/simulate
 
 .PHONY: simulate
 simulate: render simulate-tools ## apply CLUSTER to a real control plane with simulated nodes; report in rendered/CLUSTER/simulation.{txt,svg}
@@ -69,13 +75,17 @@ simulate-all: render-all simulate-tools ## make simulate for every cluster in pa
 	@$(MAKE) --no-print-directory simulate-rendered
 
 # Every environment at once from rendered/ (each its own control plane; they mostly wait), plus
-# the simulation's own test (an oversized pod must fail), then every report in turn.
-simulate-rendered:
-	@mkdir -p $(dir $(SIMULATOR)) && cd tools/simulate && go build -o ../../$(SIMULATOR) ./cmd/simulate
-	@for c in $(CLUSTERS); do \
-	  ( $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
+# the simulation's own tests, then every report in turn. A run whose inputs all passed before is
+# not repeated (tools/cached): RESULT_CACHE=off repeats it.
+simulate-rendered: $(SIMULATOR)
+	@toolkey="$$(sha256sum $(SIMULATE_BINARIES) | sha256sum | cut -c1-16) $$(go env GOVERSION)"; \
+	for c in $(CLUSTERS); do \
+	  ( tools/cached simulate-$$c -o rendered/$$c/simulation.txt -o rendered/$$c/simulation.svg \
+	      rendered/$$c/*.yaml clusters/$$c/simulation.yaml tools/simulate "$$toolkey" -- \
+	      $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
-	( cd tools/simulate && go test -count=1 ./... > ../../rendered/.bin/test.log 2>&1; echo $$? > ../../rendered/.bin/test.rc ) & \
+	( tools/cached simulate-test rendered/dev/*.yaml clusters/dev/simulation.yaml tools/simulate "$$toolkey" -- \
+	    bash -c 'cd tools/simulate && go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
 	wait; rc=0; \
 	for c in $(CLUSTERS); do grep -v -e '^\[' -e 'warnings.go' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc
