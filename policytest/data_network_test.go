@@ -265,18 +265,12 @@ func subsetOf(sel, set map[string]string) bool {
 	return true
 }
 
-// servicesCatalog is the service catalog as the service folders declare it.
-func servicesCatalog(t *testing.T) []check.ServiceValues {
-	t.Helper()
-	services, err := check.LoadServices("..")
-	require.NoError(t, err)
-	return services
-}
-
-// declaredStores is what a service declares in its folder (services/<name>/values.yaml).
+// declaredStores is what a service declares in the catalog (services/<name>/values.yaml).
 func declaredStores(t *testing.T, c *render.Cluster, service string) []string {
 	t.Helper()
-	for _, s := range servicesCatalog(t) {
+	catalog, err := check.LoadCatalog("..")
+	require.NoError(t, err)
+	for _, s := range catalog.Services {
 		if s.Name == service {
 			return s.DataStores
 		}
