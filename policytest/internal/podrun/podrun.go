@@ -48,8 +48,9 @@ type Image struct {
 	// User names the container's user in its /etc/passwd (some programs, initdb among them, look
 	// their user up); "container" if empty.
 	User string
-	// Writable host folders bound read-write at the same path (e.g. a stub's log folder).
-	Writable []string
+	// Writable maps a path inside the sandbox to a host folder bound read-write (e.g. where a
+	// stub writes what it recorded).
+	Writable map[string]string
 }
 
 // Cluster is the world the pods of one test share: the rendered ConfigMaps and Secrets their
@@ -209,6 +210,13 @@ func (c *Cluster) Claim(name string) (string, error) {
 		}
 	}
 	return d, nil
+}
+
+// EmptyDir is the host folder of one of the pod's emptyDir volumes (to look into it, or to fill
+// it as an init container the test does not run would).
+func (p *Pod) EmptyDir(name string) (string, error) {
+	d := filepath.Join(p.cluster.Dir, "pods", p.Name, "volumes", name)
+	return d, os.MkdirAll(d, 0o777)
 }
 
 // DeleteClaim removes a claim's folder: the volume is lost; the next use starts a fresh one.
@@ -507,17 +515,17 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	if err != nil {
 		return nil, "", err
 	}
-	args := []string{
-		"--unshare-user", "--uid", fmt.Sprint(uid), "--gid", fmt.Sprint(gid),
-		"--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--hostname", p.Name, "--die-with-parent",
-		"--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", "--ro-bind", p.cluster.HostsFile(), "/etc/hosts",
-		"--ro-bind", passwd, "/etc/passwd", "--ro-bind", group, "/etc/group",
-		"--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-		"--proc", "/proc", "--dev", "/dev", "--clearenv",
+	mounts, err := p.mounts(ctr)
+	if err != nil {
+		return nil, "", err
 	}
+	// Everything mounted inside the sandbox; under /usr and /etc (the host's, read-only) the
+	// folders on the way to such a mount point are rebuilt from the host's entries, so that the
+	// mount point can be created (bwrap cannot create it inside a read-only bind).
+	binds := [][3]string{{"--ro-bind", p.cluster.HostsFile(), "/etc/hosts"}, {"--ro-bind", passwd, "/etc/passwd"}, {"--ro-bind", group, "/etc/group"}}
 	for _, dir := range img.Path {
 		if !strings.HasPrefix(dir, "/usr/") {
-			args = append(args, "--ro-bind", dir, dir)
+			binds = append(binds, [3]string{"--ro-bind", dir, dir})
 		}
 	}
 	inside := make([]string, 0, len(img.Bind))
@@ -526,16 +534,33 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	}
 	sort.Strings(inside)
 	for _, in := range inside {
-		args = append(args, "--ro-bind", img.Bind[in], in)
+		binds = append(binds, [3]string{"--ro-bind", img.Bind[in], in})
 	}
-	for _, w := range img.Writable {
-		args = append(args, "--bind", w, w)
+	inside = inside[:0]
+	for in := range img.Writable {
+		inside = append(inside, in)
 	}
-	mounts, err := p.mounts(ctr)
-	if err != nil {
-		return nil, "", err
+	sort.Strings(inside)
+	for _, in := range inside {
+		binds = append(binds, [3]string{"--bind", img.Writable[in], in})
 	}
-	args = append(args, mounts...)
+	binds = append(binds, mounts...)
+	var targets []string
+	for _, b := range binds {
+		targets = append(targets, b[2])
+	}
+	args := []string{
+		"--unshare-user", "--uid", fmt.Sprint(uid), "--gid", fmt.Sprint(gid),
+		"--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--hostname", p.Name, "--die-with-parent",
+	}
+	args = append(args, hostTree("/usr", targets)...)
+	args = append(args, hostTree("/etc", targets)...)
+	args = append(args, "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+		"--proc", "/proc", "--dev", "/dev", "--clearenv")
+	for _, b := range binds {
+		args = append(args, b[0], b[1], b[2])
+	}
+	args = append(args, "--remount-ro", "/")
 	for _, k := range order {
 		args = append(args, "--setenv", k, env[k])
 	}
@@ -561,15 +586,16 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	return cmd, logFile, nil
 }
 
-// mounts turns a container's volumeMounts into bwrap binds, writing ConfigMap and Secret volumes
-// out and creating emptyDirs and claims as needed.
-func (p *Pod) mounts(ctr corev1.Container) ([]string, error) {
+// mounts turns a container's volumeMounts into bwrap binds (flag, host path, sandbox path),
+// writing ConfigMap and Secret volumes out and creating emptyDirs and claims as needed. Without a
+// volume at /tmp, /tmp is a folder of the read-only root, as in a container with
+// readOnlyRootFilesystem.
+func (p *Pod) mounts(ctr corev1.Container) ([][3]string, error) {
 	vols := map[string]corev1.Volume{}
 	for _, v := range p.Template.Spec.Volumes {
 		vols[v.Name] = v
 	}
-	var args []string
-	tmpIsMounted := false // without a volume there, /tmp is a folder of the read-only root
+	var out [][3]string
 	for _, m := range ctr.VolumeMounts {
 		src, err := p.volume(m.Name, vols)
 		if err != nil {
@@ -582,16 +608,46 @@ func (p *Pod) mounts(ctr corev1.Container) ([]string, error) {
 		if m.ReadOnly {
 			bind = "--ro-bind"
 		}
-		args = append(args, bind, src, m.MountPath)
-		if m.MountPath == "/tmp" {
-			tmpIsMounted = true
+		out = append(out, [3]string{bind, src, m.MountPath})
+	}
+	return out, nil
+}
+
+// hostTree binds the host's folder root read-only into the sandbox. Where a target lies below it
+// at a path the host does not have, the folders on the way are made in the sandbox and the
+// host's entries beside them bound one by one, so that bwrap can create the target there.
+func hostTree(root string, targets []string) []string {
+	var needs []string
+	for _, t := range targets {
+		if strings.HasPrefix(t, root+"/") {
+			if _, err := os.Lstat(t); err != nil {
+				needs = append(needs, t)
+			}
 		}
 	}
-	if !tmpIsMounted {
-		args = append(args, "--dir", "/tmp")
+	if len(needs) == 0 {
+		return []string{"--ro-bind", root, root}
 	}
-	// readOnlyRootFilesystem: everything but the volumes is read-only (an unmounted /tmp too).
-	return append(args, "--remount-ro", "/"), nil
+	args := []string{"--dir", root}
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		path := filepath.Join(root, e.Name())
+		below := false
+		for _, n := range needs {
+			below = below || strings.HasPrefix(n, path+"/")
+		}
+		switch {
+		case below && e.IsDir():
+			args = append(args, hostTree(path, needs)...)
+		case e.Type()&os.ModeSymlink != 0:
+			if dest, err := os.Readlink(path); err == nil {
+				args = append(args, "--symlink", dest, path)
+			}
+		default:
+			args = append(args, "--ro-bind", path, path)
+		}
+	}
+	return args
 }
 
 func (p *Pod) volume(name string, vols map[string]corev1.Volume) (string, error) {
