@@ -8,7 +8,7 @@ CLUSTER ?= dev
 
 include tools/tools.mk
 
-export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK
+export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK PROMTOOL PROMQL_NAMES
 
 .PHONY: help
 help: ## list the targets
@@ -18,6 +18,7 @@ help: ## list the targets
 verify: tools simulate-tools ## render every cluster as Argo CD would, validate every object, run every policy and test, simulate each environment
 	@tools/timed crd-checksums bash -c 'cd policytest/crds && sha256sum --quiet -c SHA256SUMS'
 	@tools/timed go-vet go vet ./...
+	@tools/timed go-vet-promql bash -c 'cd tools/promql && go vet ./...'
 	@tools/timed opa-test $(OPA) test policy/
 	@set -o pipefail; tools/timed go-test go test -count=1 -v ./policytest/... 2>&1 \
 	  | grep --line-buffered -vE '^ *(=== (RUN|PAUSE|CONT)|--- PASS)'

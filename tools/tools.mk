@@ -24,6 +24,11 @@ OPA_VERSION             := $(shell awk '$$1=="github.com/open-policy-agent/opa" 
 KUBERNETES_VERSION      := $(shell awk '$$1=="k8s.io/kubernetes" {print $$2}' tools/simulate/go.mod)
 KWOK_VERSION            := v0.8.0
 
+# promtool, at the Prometheus that kube-prometheus-stack deploys (v3.14.0 = Go module v0.314.0),
+# from tools/promql/go.mod: Prometheus's go.mod has a replace line, so it cannot be
+# `go install`ed by version; that module requires it and copies the line (tools/promql/go.mod).
+PROMETHEUS_VERSION      := $(shell awk '$$1=="require" && $$2=="github.com/prometheus/prometheus" {print $$3}' tools/promql/go.mod)
+
 HELM             := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
 CONTROL_PLANE    := $(TOOLS_CACHE)/kubernetes-$(KUBERNETES_VERSION)
 KUBE_APISERVER   := $(CONTROL_PLANE)/kube-apiserver
@@ -31,6 +36,10 @@ KWOK             := $(TOOLS_CACHE)/kwok-$(KWOK_VERSION)/kwok
 HELM4            := $(TOOLS_CACHE)/helm-$(HELM4_VERSION)/helm
 OPA              := $(TOOLS_CACHE)/opa-$(OPA_VERSION)/opa
 KUBECTL_VALIDATE := $(TOOLS_CACHE)/kubectl-validate-$(KUBECTL_VALIDATE_VERSION)/kubectl-validate
+PROMTOOL         := $(TOOLS_CACHE)/promtool-$(PROMETHEUS_VERSION)/promtool
+# Our own PromQL reader (tools/promql/cmd/promql-names), on the same parser as promtool; rebuilt
+# by every make verify (seconds when nothing changed), so it is not cached by version.
+PROMQL_NAMES     := $(CURDIR)/rendered/.bin/promql-names
 
 # A plain `go install` of helm v3 reports Kubernetes v1.20 as its default capabilities and
 # an empty version string (upstream sets both with ldflags at release). Kustomize asks
@@ -70,6 +79,18 @@ $(KUBE_APISERVER):
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
 	@rm -rf $(@D) && mv $(@D).partial $(@D)
 
+# Into a temporary folder first, so an interrupted build leaves nothing half done.
+$(PROMTOOL):
+	@echo ">> building promtool $(PROMETHEUS_VERSION) into $(@D) (first run only, ~5 min)"
+	@rm -rf $(@D).partial && mkdir -p $(@D).partial
+	cd tools/promql && GOFLAGS=-buildvcs=false go build -o $(@D).partial/promtool github.com/prometheus/prometheus/cmd/promtool
+	@rm -rf $(@D) && mv $(@D).partial $(@D)
+
+.PHONY: promql-names
+promql-names:
+	@mkdir -p $(dir $(PROMQL_NAMES))
+	@cd tools/promql && GOFLAGS=-buildvcs=false go build -o $(PROMQL_NAMES) ./cmd/promql-names
+
 $(KWOK):
 	@echo ">> building kwok $(KWOK_VERSION) into $(@D) (first run only, ~2 min)"
 	@mkdir -p $(@D)
@@ -79,4 +100,4 @@ $(KWOK):
 simulate-tools: $(KUBE_APISERVER) $(KWOK) ## build (once) the simulated control plane
 
 .PHONY: tools
-tools: $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) ## build (once) every tool the checks use
+tools: $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) $(PROMTOOL) promql-names ## build (once) every tool the checks use
