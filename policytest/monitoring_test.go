@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -352,4 +353,69 @@ tests:
 	out, err := monitoringEnv(t, "prod").RunPromtool(toolPath(t, "PROMTOOL"), dir, tests, []string{})
 	assert.ErrorContains(t, err, "promtool test rules")
 	assert.Contains(t, out, "PostgreSQLInstanceDown")
+}
+
+// TestSLOObjectives: every environment sets both objectives, each a ratio in (0.9, 1), and an
+// environment closer to users never has a looser objective than one further away.
+func TestSLOObjectives(t *testing.T) {
+	objectives := map[string]map[string]float64{}
+	for _, env := range monitoringEnvs {
+		objectives[env] = map[string]float64{}
+		for _, r := range monitoringEnv(t, env).Rules {
+			for _, g := range r.Groups {
+				for _, rule := range g.Rules {
+					if !strings.HasPrefix(rule.Record, "cloudlab:slo_") || !strings.HasSuffix(rule.Record, "_objective:ratio") {
+						continue
+					}
+					var v float64
+					_, err := fmt.Sscanf(strings.TrimSpace(rule.Expr), "%g", &v)
+					if assert.NoError(t, err, "%s: %s must be a number, is %q", env, rule.Record, rule.Expr) {
+						assert.True(t, v > 0.9 && v < 1, "%s: %s = %g is not a ratio in (0.9, 1)", env, rule.Record, v)
+					}
+					objectives[env][rule.Record] = v
+				}
+			}
+		}
+		assert.Len(t, objectives[env], 2, "%s: both objectives (availability and latency) are set", env)
+	}
+	for name := range objectives["prod"] {
+		assert.GreaterOrEqual(t, objectives["prod"][name], objectives["staging"][name], "%s: prod's objective is at least staging's", name)
+		assert.GreaterOrEqual(t, objectives["staging"][name], objectives["dev"][name], "%s: staging's objective is at least dev's", name)
+	}
+}
+
+var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// TestObservabilityDocLinks: every relative link of the runbooks, docs/observability.md and
+// docs/incident-response.md points at a file or folder that exists and, with #anchor, at a heading
+// of that file.
+func TestObservabilityDocLinks(t *testing.T) {
+	docs, err := filepath.Glob("../docs/runbooks/*.md")
+	require.NoError(t, err)
+	docs = append(docs, "../docs/observability.md", "../docs/incident-response.md", "metrics/README.md")
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		require.NoError(t, err)
+		for _, m := range markdownLink.FindAllStringSubmatch(string(b), -1) {
+			link := m[1]
+			if strings.Contains(link, "://") || strings.HasPrefix(link, "mailto:") {
+				continue
+			}
+			path, anchor, _ := strings.Cut(link, "#")
+			target := doc
+			if path != "" {
+				target = filepath.Join(filepath.Dir(doc), filepath.FromSlash(path))
+			}
+			if _, err := os.Stat(target); err != nil {
+				t.Errorf("%s: link %s: %s does not exist", doc, link, target)
+				continue
+			}
+			if anchor == "" {
+				continue
+			}
+			anchors, err := monitoring.Anchors(target)
+			require.NoError(t, err)
+			assert.True(t, anchors[anchor], "%s: link %s: %s has no heading with anchor #%s", doc, link, target, anchor)
+		}
+	}
 }
