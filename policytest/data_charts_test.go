@@ -217,6 +217,8 @@ func TestDataChartsDeriveFromCounts(t *testing.T) {
 			[]string{"-PodDisruptionBudget/schema-registry", "Deployment/schema-registry:spec.replicas"}, nil},
 		{"postgresql", "one instance", []string{"replicas=1"},
 			[]string{"-PodDisruptionBudget/postgresql", "StatefulSet/postgresql:spec.replicas"}, nil},
+		{"postgresql", "a failover to postgresql-1", []string{"primary=postgresql-1"},
+			[]string{"Service/postgresql:spec.selector.statefulset.kubernetes.io/pod-name"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.store+"/"+tc.name, func(t *testing.T) {
@@ -279,6 +281,7 @@ func TestDataChartsRejectBadValues(t *testing.T) {
 		{"postgresql", "a misspelt key", []string{"replica=3"}, "additional properties 'replica' not allowed", ""},
 		{"postgresql", "zone spread neither required nor preferred", []string{"zoneSpread=DoNotSchedule"}, "at '/zoneSpread'", ""},
 		{"postgresql", "a slot bound without a unit", []string{"maxSlotWalKeepSize=10"}, "at '/maxSlotWalKeepSize'", ""},
+		{"postgresql", "a primary beyond the instances", []string{"primary=postgresql-3"}, "postgresql: primary postgresql-3 is not one of the 3 instances", ""},
 		{"redis", "two masters", []string{"masters=2"}, "redis: masters: 2 cannot form a Redis Cluster", ""},
 		{"redis", "a single node with replicas", []string{"masters=1"}, "redis: masters: 1 is a single node without Redis Cluster, which has no replicas", ""},
 		{"kafka", "a broker set beside combined nodes", []string{"nodeSets.node.replicas=1", "nodeSets.node.heap=1g", "nodeSets.node.storage=1Gi", "nodeSets.node.resources.requests.cpu=1", "nodeSets.node.resources.limits.cpu=1"},
