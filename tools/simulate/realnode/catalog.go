@@ -115,7 +115,7 @@ type Expectation struct {
 // Key names the connection in reports: "order -> cart:8080".
 func (e Expectation) Key() string {
 	if e.To == Outside {
-		return fmt.Sprintf("%s -> outside the cluster:%d", e.From, e.Port)
+		return fmt.Sprintf("%s -> outside the cluster", e.From)
 	}
 	return fmt.Sprintf("%s -> %s:%d", e.From, e.To, e.Port)
 }
@@ -126,7 +126,8 @@ func (e Expectation) Key() string {
 //   - the ingress gateway to every service: the application port iff calledBy has "gateway";
 //   - Prometheus to every service: the metrics port always, the application port never;
 //   - a pod in Prometheus' namespace without Prometheus' labels (Unlabelled): neither port;
-//   - every service to an address outside the cluster (outsidePort on the node): never.
+//   - every service to an address outside the cluster (outsidePort): never; the gateway's pod
+//     (no egress policy in its namespace): yes, a control that the address is reachable.
 //
 // Problems lists calls that only one side declares (the policies would open neither way).
 func (c *Catalog) Expectations(outsidePort int) (exp []Expectation, problems []string) {
@@ -152,6 +153,9 @@ func (c *Catalog) Expectations(outsidePort int) (exp []Expectation, problems []s
 			Expectation{Unlabelled, to, c.Metrics, false},
 			Expectation{Unlabelled, to, c.HTTPPort, false})
 	}
+	// Control: the gateway's namespace has no egress policy, so its pod reaches the outside
+	// address; the services' drops of it are then their policies' doing, not the network's.
+	exp = append(exp, Expectation{Gateway, Outside, outsidePort, true})
 	return exp, problems
 }
 

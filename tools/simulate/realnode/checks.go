@@ -233,6 +233,17 @@ func WaitEnforced(ctx context.Context, ips []string, timeout time.Duration) erro
 	return nil
 }
 
+// WaitQuiet waits until the enforcer has not rewritten its rules for a while (its log, which at
+// this verbosity records each sync, has not grown): every sync replaces its nft table, which
+// drops the packets queued at that moment, so a probe's SYN could be lost to a sync rather
+// than to a policy.
+func (n *Node) WaitQuiet(ctx context.Context, quiet, timeout time.Duration) error {
+	return waitUntil(ctx, timeout, "the enforcer to settle", func() bool {
+		st, err := os.Stat(n.path("netpol.log"))
+		return err == nil && time.Since(st.ModTime()) > quiet
+	})
+}
+
 // Prober is where each identity's connections leave from: a pod and its probe container.
 type Prober struct{ Namespace, Pod string }
 
@@ -247,7 +258,7 @@ func (n *Node) Matrix(ctx context.Context, cat *Catalog, exp []Expectation, from
 		host := e.To + "." + cat.Namespace + ".svc.cluster.local"
 		switch {
 		case e.To == Outside:
-			t.Kind, t.Address = "tcp", NodeIP+":"+strconv.Itoa(e.Port)
+			t.Kind, t.Address = "tcp", OutsideIP+":"+strconv.Itoa(e.Port)
 		case e.Port == cat.Metrics:
 			t.Address = fmt.Sprintf("http://%s:%d/metrics", host, e.Port)
 		default:

@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 )
@@ -10,6 +11,14 @@ import (
 // from a stock node says why; docs/simulate.md lists them.
 
 func (n *Node) writeConfigs() error {
+	healthz, err := freeLoopbackPort()
+	if err != nil {
+		return err
+	}
+	metrics, err := freeLoopbackPort()
+	if err != nil {
+		return err
+	}
 	files := map[string]string{
 		"containerd.toml": fmt.Sprintf(`version = 3
 root = %[1]q
@@ -102,14 +111,14 @@ hostnameOverride: %[2]s
 mode: iptables
 clusterCIDR: %[3]s
 bindAddress: 127.0.0.1
-healthzBindAddress: ""
-metricsBindAddress: "127.0.0.1:0"
+healthzBindAddress: 127.0.0.1:%[5]d
+metricsBindAddress: 127.0.0.1:%[6]d
 # NodePorts only on the node's own address, never on the machine's network interfaces.
 nodePortAddresses: [%[4]s/32]
 # Change no sysctl: no conntrack table sizing, no localhost NodePorts (route_localnet).
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 iptables: {localhostNodePorts: false, minSyncPeriod: 0s, syncPeriod: 30s}
-`, n.cfg.Kubeconfig, n.cfg.NodeName, PodCIDR, NodeIP),
+`, n.cfg.Kubeconfig, n.cfg.NodeName, PodCIDR, NodeIP, healthz, metrics),
 	}
 	for name, content := range files {
 		p := n.path(name)
@@ -126,4 +135,13 @@ iptables: {localhostNodePorts: false, minSyncPeriod: 0s, syncPeriod: 30s}
 		}
 	}
 	return nil
+}
+
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

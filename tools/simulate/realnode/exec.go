@@ -34,9 +34,10 @@ type Result struct {
 
 // PollResult is what `probe poll` prints.
 type PollResult struct {
-	Requests int      `json:"requests"`
-	Failures int      `json:"failures"`
-	Errors   []string `json:"errors,omitempty"`
+	Requests      int      `json:"requests"`
+	Failures      int      `json:"failures"`
+	Errors        []string `json:"errors,omitempty"`
+	SlowestMillis int64    `json:"slowestMillis"`
 }
 
 // Exec runs a command in a container of a pod through the API server and the kubelet (as

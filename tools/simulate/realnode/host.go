@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Names of what the real node adds to the host; Sweep removes exactly these (and nothing else),
@@ -25,6 +28,10 @@ const (
 	Bridge      = "clrn0"         // the CNI bridge
 	CgroupRoot  = "cloudlab-realnode"
 	GuardTable  = "cloudlab-realnode" // nft table (inet): pods' packets never leave the machine
+	OutsideNS   = "cloudlab-outside"  // a network namespace: a host outside the cluster, on this machine
+	OutsideLink = "clrn-out0"         // the host's end of the veth to it
+	OutsideHost = "10.250.1.1"        // the host's address on that link (/30)
+	OutsideIP   = "10.250.1.2"        // the outside host's address
 	KNPTable    = "kube-network-policies"
 	LockFile    = "/run/lock/cloudlab-realnode.lock"
 	workMarker  = "/realnode/" // every real node's folder is <run folder>/realnode/
@@ -305,6 +312,11 @@ func Sweep(kubeProxy string) []string {
 		_ = exec.Command(kubeProxy, "--cleanup", "--v=0").Run()
 		removeKubeletCanaries()
 	}
+	if exec.Command("ip", "netns", "pids", OutsideNS).Run() == nil {
+		if err := run("ip", "netns", "delete", OutsideNS); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	if out, _ := exec.Command("ip", "-4", "addr", "show", "dev", "lo").Output(); strings.Contains(string(out), " "+NodeIP+"/32") {
 		if err := run("ip", "addr", "del", NodeIP+"/32", "dev", "lo"); err != nil {
 			problems = append(problems, err.Error())
@@ -335,19 +347,67 @@ func removeKubeletCanaries() {
 func AddNodeIP() error { return run("ip", "addr", "add", NodeIP+"/32", "dev", "lo") }
 
 // Guard installs an nft table that drops every packet from a pod that would leave the machine
-// (forwarded out of any interface but the pods' bridge): no test traffic reaches a network.
+// (forwarded out of any interface but the pods' bridge and the outside host's link): no test
+// traffic reaches a network.
 func Guard() error {
 	rules := fmt.Sprintf(`table inet %s {
   chain forward {
     type filter hook forward priority -10; policy accept;
-    ip saddr %s oifname != %q drop
+    ip saddr %s oifname != { %q, %q } drop
   }
 }
-`, GuardTable, PodCIDR, Bridge)
+`, GuardTable, PodCIDR, Bridge, OutsideLink)
 	cmd := exec.Command("nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("nft guard table: %v: %s", err, out)
 	}
 	return nil
+}
+
+// AddOutsideHost makes a host outside the cluster on this machine: a network namespace joined to
+// the root one by a veth pair (OutsideHost <-> OutsideIP), with a route back to the pods, and a
+// TCP listener in it. Pods reach it through the node (forwarded, so NetworkPolicies apply, as to
+// any address outside the cluster); the listener proves that a drop is the policy's doing.
+func AddOutsideHost() (net.Listener, error) {
+	for _, args := range [][]string{
+		{"netns", "add", OutsideNS},
+		{"link", "add", OutsideLink, "type", "veth", "peer", "name", "eth0", "netns", OutsideNS},
+		{"addr", "add", OutsideHost + "/30", "dev", OutsideLink},
+		{"link", "set", OutsideLink, "up"},
+		{"-n", OutsideNS, "addr", "add", OutsideIP + "/30", "dev", "eth0"},
+		{"-n", OutsideNS, "link", "set", "eth0", "up"},
+		{"-n", OutsideNS, "link", "set", "lo", "up"},
+		{"-n", OutsideNS, "route", "add", "default", "via", OutsideHost},
+	} {
+		if err := run("ip", args...); err != nil {
+			return nil, err
+		}
+	}
+	return listenIn("/run/netns/"+OutsideNS, OutsideIP+":0")
+}
+
+// listenIn opens a TCP listener inside a network namespace (the socket stays there).
+func listenIn(nsPath, addr string) (net.Listener, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+	target, err := os.Open(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("setns %s: %w", nsPath, err)
+	}
+	ln, lerr := net.Listen("tcp", addr)
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		// This thread is in the wrong namespace: never give it back to the scheduler.
+		runtime.Goexit()
+	}
+	return ln, lerr
 }

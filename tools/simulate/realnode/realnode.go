@@ -60,8 +60,8 @@ type Node struct {
 	images  Images
 	mu      sync.Mutex
 	stopped bool
-	// OutsidePort is a TCP listener on NodeIP: an address outside the cluster that pods must
-	// not reach.
+	// OutsidePort is a TCP listener on OutsideIP: an address outside the cluster that the
+	// services must not reach.
 	OutsidePort int
 	Timings     []string
 }
@@ -119,7 +119,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.apiLn, err = forward(NodeIP+":"+strconv.Itoa(cfg.APIPort), "127.0.0.1:"+strconv.Itoa(cfg.APIPort)); err != nil {
 		return n, fmt.Errorf("API server on the node address: %w", err)
 	}
-	if n.outLn, err = net.Listen("tcp", NodeIP+":0"); err != nil {
+	if n.outLn, err = AddOutsideHost(); err != nil {
 		return n, err
 	}
 	n.OutsidePort = n.outLn.Addr().(*net.TCPAddr).Port
@@ -173,8 +173,29 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}); err != nil {
 		return n, fmt.Errorf("%w (kubelet log: %s)", err, n.path("kubelet.log"))
 	}
+	if err = n.alive(); err != nil {
+		return n, err
+	}
 	n.timing("kubelet, kube-proxy, enforcer started; node Ready", t2)
 	return n, nil
+}
+
+// alive fails if a daemon has exited, with the end of its log.
+func (n *Node) alive() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.procs {
+		if p.ProcessState != nil || (p.Process != nil && syscall.Kill(p.Process.Pid, 0) != nil) {
+			name := filepath.Base(p.Path)
+			b, _ := os.ReadFile(n.path(name + ".log"))
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			if len(lines) > 3 {
+				lines = lines[len(lines)-3:]
+			}
+			return fmt.Errorf("%s exited: %s", name, strings.Join(lines, " | "))
+		}
+	}
+	return nil
 }
 
 // NodeName is the node's name in the cluster.

