@@ -58,6 +58,14 @@ simulate-all: simulate-tools $(HELM) ## make simulate for every cluster in paral
 	for c in $(CLUSTERS); do grep -v '^\[' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc
 
+.PHONY: docs
+docs: ## regenerate the generated parts of the docs (the service catalog table of docs/services.md)
+	UPDATE_DOCS=1 go test -count=1 -run '^TestServicesDocTable$$' ./policytest/
+
+.PHONY: bench-services
+bench-services: $(HELM) ## render time of the services Application with 12 and with 48 catalog entries, side by side
+	go test -count=1 -run '^$$' -bench '^BenchmarkServicesRender$$' -benchtime $(or $(BENCHTIME),5x) ./policytest/
+
 .PHONY: clean
 clean: ## remove rendered/ (the tool cache in $(TOOLS_CACHE) is kept)
 	rm -rf rendered

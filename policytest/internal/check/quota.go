@@ -83,7 +83,7 @@ func Quotas(repoRoot string, c *render.Cluster) ([]render.Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs := allObjects(c)
+	objs := AllObjects(c)
 	owner := map[*unstructured.Unstructured]string{}
 	for _, a := range c.AllApps() {
 		for _, o := range a.Objects {

@@ -6,67 +6,75 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 
 	"sigs.k8s.io/yaml"
 )
 
-// Catalog is the service catalog as the services' values files declare it
-// (services/<name>/values.yaml: calls, calledBy; services/chart/values.yaml: ports and the
-// identities of the ingress gateway and Prometheus). It is read here, not from the rendered
-// NetworkPolicies, so that the packets are judged against the catalog, not against the policies
-// they test.
+// Catalog is the service catalog as its files declare it (docs/decisions/0040): each
+// services/<name>/values.yaml holds the entry services.<name> (calls, publicRoute, ports) and
+// services/chart/values.yaml the defaults (serviceDefaults) and the identities of the ingress
+// gateway and Prometheus. It is read here, not from the rendered NetworkPolicies, so that the
+// packets are judged against the catalog, not against the policies they test.
 type Catalog struct {
 	Namespace string
 	Services  []string            // sorted
 	Calls     map[string][]string // service -> the services it calls
-	CalledBy  map[string][]string // service -> its callers ("gateway" for the ingress gateway)
-	HTTPPort  int
-	Metrics   int
-	Gateway   Identity // the ingress gateway's pods
-	Prom      Identity // Prometheus' pods
+	Public    map[string]bool     // service -> it has a public route (the ingress gateway calls it)
+	Ports     map[string]Ports    // service -> its ports
+	Gateway   Identity            // the ingress gateway's pods
+	Prom      Identity            // Prometheus' pods
+}
+
+// Ports are a service's application and metrics ports.
+type Ports struct {
+	HTTP    int `json:"http"`
+	Metrics int `json:"metrics"`
 }
 
 // Identity is where a caller outside the namespace runs and the labels its pods carry.
 type Identity struct {
-	Namespace string
-	Labels    map[string]string
+	Namespace string            `json:"namespace"`
+	Labels    map[string]string `json:"podLabels"`
 }
 
-// Gateway is the caller name the catalog uses for the ingress gateway; Unlabelled names a pod
-// in Prometheus' namespace that lacks Prometheus' labels (the namespace alone must not be enough).
+// Gateway is the caller name used for the ingress gateway; Unlabelled names a pod in
+// Prometheus' namespace that lacks Prometheus' labels (the namespace alone must not be enough).
 const (
 	Gateway    = "gateway"
 	Unlabelled = "unlabelled-in-monitoring"
 )
 
-type chartValues struct {
-	Ports struct{ HTTP, Metrics int } `json:"ports"`
-	Mesh  struct {
-		IngressGateway struct {
-			Namespace string            `json:"namespace"`
-			PodLabels map[string]string `json:"podLabels"`
-		} `json:"ingressGateway"`
+type entry struct {
+	Calls       []string `json:"calls"`
+	Ports       *Ports   `json:"ports"`
+	PublicRoute *struct {
+		Prefix string `json:"prefix"`
+	} `json:"publicRoute"`
+}
+
+type catalogValues struct {
+	Services        map[string]entry `json:"services"`
+	ServiceDefaults entry            `json:"serviceDefaults"`
+	Mesh            struct {
+		IngressGateway Identity `json:"ingressGateway"`
 	} `json:"mesh"`
-	Monitoring struct {
-		Namespace           string            `json:"namespace"`
-		PrometheusPodLabels map[string]string `json:"prometheusPodLabels"`
-	} `json:"monitoring"`
-	Calls    []string `json:"calls"`
-	CalledBy []string `json:"calledBy"`
+	Prometheus Identity `json:"prometheus"`
 }
 
 // LoadCatalog reads repo/services/chart/values.yaml and every repo/services/<name>/values.yaml.
-// Errors: a file that cannot be read or parsed.
+// Errors: a file that cannot be read or parsed; a folder whose file holds another entry; a call
+// to a service that is not in the catalog.
 func LoadCatalog(repo, namespace string) (*Catalog, error) {
-	var chart chartValues
+	var chart catalogValues
 	if err := readYAML(filepath.Join(repo, "services", "chart", "values.yaml"), &chart); err != nil {
 		return nil, err
 	}
-	c := &Catalog{Namespace: namespace, Calls: map[string][]string{}, CalledBy: map[string][]string{},
-		HTTPPort: chart.Ports.HTTP, Metrics: chart.Ports.Metrics,
-		Gateway: Identity{chart.Mesh.IngressGateway.Namespace, chart.Mesh.IngressGateway.PodLabels},
-		Prom:    Identity{chart.Monitoring.Namespace, chart.Monitoring.PrometheusPodLabels}}
+	def := chart.ServiceDefaults
+	if def.Ports == nil {
+		return nil, fmt.Errorf("services/chart/values.yaml: serviceDefaults.ports missing")
+	}
+	c := &Catalog{Namespace: namespace, Calls: map[string][]string{}, Public: map[string]bool{}, Ports: map[string]Ports{},
+		Gateway: chart.Mesh.IngressGateway, Prom: chart.Prometheus}
 	files, err := filepath.Glob(filepath.Join(repo, "services", "*", "values.yaml"))
 	if err != nil {
 		return nil, err
@@ -76,16 +84,38 @@ func LoadCatalog(repo, namespace string) (*Catalog, error) {
 		if name == "chart" {
 			continue
 		}
-		var v chartValues
+		var v catalogValues
 		if err := readYAML(f, &v); err != nil {
 			return nil, err
 		}
+		e, ok := v.Services[name]
+		if !ok || len(v.Services) != 1 {
+			return nil, fmt.Errorf("%s: want exactly the entry services.%s", f, name)
+		}
 		c.Services = append(c.Services, name)
-		c.Calls[name], c.CalledBy[name] = v.Calls, v.CalledBy
+		c.Calls[name] = e.Calls
+		c.Public[name] = e.PublicRoute != nil && e.PublicRoute.Prefix != ""
+		p := *def.Ports
+		if e.Ports != nil {
+			if e.Ports.HTTP != 0 {
+				p.HTTP = e.Ports.HTTP
+			}
+			if e.Ports.Metrics != 0 {
+				p.Metrics = e.Ports.Metrics
+			}
+		}
+		c.Ports[name] = p
 	}
 	sort.Strings(c.Services)
 	if len(c.Services) == 0 {
 		return nil, fmt.Errorf("no services/*/values.yaml under %s", repo)
+	}
+	for from, calls := range c.Calls {
+		for _, to := range calls {
+			if !slices.Contains(c.Services, to) {
+				return nil, fmt.Errorf("services/%s/values.yaml: calls %q, which is not in the catalog", from, to)
+			}
+		}
 	}
 	return c, nil
 }
@@ -121,42 +151,43 @@ func (e Expectation) Key() string {
 }
 
 // Expectations lists every connection the packet check tries, from the catalog alone:
-//   - each ordered pair of services (n*(n-1)): the application port connects iff the caller
-//     lists the callee in calls AND the callee lists the caller in calledBy; the metrics port never;
-//   - the ingress gateway to every service: the application port iff calledBy has "gateway";
+//   - each ordered pair of services (n*(n-1)): the callee's application port connects iff the
+//     caller lists the callee in calls; the metrics port never;
+//   - the ingress gateway to every service: the application port iff it has a public route;
 //   - Prometheus to every service: the metrics port always, the application port never;
 //   - a pod in Prometheus' namespace without Prometheus' labels (Unlabelled): neither port;
 //   - every service to an address outside the cluster (outsidePort): never; the gateway's pod
 //     (no egress policy in its namespace): yes, a control that the address is reachable.
-//
-// Problems lists calls that only one side declares (the policies would open neither way).
-func (c *Catalog) Expectations(outsidePort int) (exp []Expectation, problems []string) {
+func (c *Catalog) Expectations(outsidePort int) []Expectation {
+	var exp []Expectation
 	for _, from := range c.Services {
 		for _, to := range c.Services {
 			if from == to {
 				continue
 			}
-			calls, called := slices.Contains(c.Calls[from], to), slices.Contains(c.CalledBy[to], from)
-			if calls != called {
-				problems = append(problems, fmt.Sprintf("catalog: %s calls %v %s, but %s calledBy %v %s", from, calls, to, to, called, from))
-			}
-			exp = append(exp, Expectation{from, to, c.HTTPPort, calls && called}, Expectation{from, to, c.Metrics, false})
+			p := c.Ports[to]
+			exp = append(exp, Expectation{from, to, p.HTTP, slices.Contains(c.Calls[from], to)}, Expectation{from, to, p.Metrics, false})
 		}
 		exp = append(exp, Expectation{from, Outside, outsidePort, false})
 	}
 	for _, to := range c.Services {
+		p := c.Ports[to]
 		exp = append(exp,
-			Expectation{Gateway, to, c.HTTPPort, slices.Contains(c.CalledBy[to], Gateway)},
-			Expectation{Gateway, to, c.Metrics, false},
-			Expectation{"prometheus", to, c.Metrics, true},
-			Expectation{"prometheus", to, c.HTTPPort, false},
-			Expectation{Unlabelled, to, c.Metrics, false},
-			Expectation{Unlabelled, to, c.HTTPPort, false})
+			Expectation{Gateway, to, p.HTTP, c.Public[to]},
+			Expectation{Gateway, to, p.Metrics, false},
+			Expectation{"prometheus", to, p.Metrics, true},
+			Expectation{"prometheus", to, p.HTTP, false},
+			Expectation{Unlabelled, to, p.Metrics, false},
+			Expectation{Unlabelled, to, p.HTTP, false})
 	}
 	// Control: the gateway's namespace has no egress policy, so its pod reaches the outside
 	// address; the services' drops of it are then their policies' doing, not the network's.
-	exp = append(exp, Expectation{Gateway, Outside, outsidePort, true})
-	return exp, problems
+	return append(exp, Expectation{Gateway, Outside, outsidePort, true})
+}
+
+// IsMetrics says whether an expectation is to a service's metrics port.
+func (c *Catalog) IsMetrics(e Expectation) bool {
+	return e.To != Outside && e.Port == c.Ports[e.To].Metrics
 }
 
 // Judge compares what the probes saw (outcome per Expectation.Key: "ok" connected; anything else
@@ -178,10 +209,11 @@ func Judge(exp []Expectation, seen map[string]string) []string {
 	return problems
 }
 
-// Tally counts, for a report line, the pairs between services that connected and were dropped.
-func Tally(exp []Expectation, seen map[string]string, httpPort int) (connected, dropped, timeouts int) {
+// Tally counts, for a report line, the pairs between services (application port) that
+// connected and were dropped, and how many of the drops were silent (timeouts).
+func (c *Catalog) Tally(exp []Expectation, seen map[string]string) (connected, dropped, timeouts int) {
 	for _, e := range exp {
-		if e.Port != httpPort || e.From == Gateway || e.From == "prometheus" || e.From == Unlabelled || e.To == Outside {
+		if e.From == Gateway || e.From == "prometheus" || e.From == Unlabelled || e.To == Outside || c.IsMetrics(e) {
 			continue
 		}
 		if seen[e.Key()] == "ok" {
@@ -194,14 +226,4 @@ func Tally(exp []Expectation, seen map[string]string, httpPort int) (connected, 
 		}
 	}
 	return
-}
-
-// labelsString renders labels as k=v,k=v (sorted), for messages.
-func labelsString(l map[string]string) string {
-	var out []string
-	for k, v := range l {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return strings.Join(out, ",")
 }

@@ -259,7 +259,7 @@ func (n *Node) Matrix(ctx context.Context, cat *Catalog, exp []Expectation, from
 		switch {
 		case e.To == Outside:
 			t.Kind, t.Address = "tcp", OutsideIP+":"+strconv.Itoa(e.Port)
-		case e.Port == cat.Metrics:
+		case cat.IsMetrics(e):
 			t.Address = fmt.Sprintf("http://%s:%d/metrics", host, e.Port)
 		default:
 			t.Address = fmt.Sprintf("http://%s:%d/healthz", host, e.Port)

@@ -88,7 +88,7 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 	if err != nil {
 		return err
 	}
-	exp, catalogProblems := cat.Expectations(n.OutsidePort)
+	exp := cat.Expectations(n.OutsidePort)
 	secrets, err := n.CreateSecrets(ctx, all, realNamespace)
 	if err != nil {
 		return err
@@ -151,15 +151,15 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 	}
 	r.verdict(fmt.Sprintf("real node: DNS: the %d Service names resolve to their ClusterIPs from every service pod (%d lookups through CoreDNS and the allow-dns-egress policy)",
 		len(cat.Services), len(cat.Services)*len(cat.Services)), r.judgeDNS(ctx, cat, dns))
-	problems = append(catalogProblems, realnode.Judge(exp, seen)...)
-	connected, dropped, timeouts := realnode.Tally(exp, seen, cat.HTTPPort)
+	problems = realnode.Judge(exp, seen)
+	connected, dropped, timeouts := cat.Tally(exp, seen)
 	r.verdict(fmt.Sprintf("real node: packets match the catalog: %d of %d service pairs connect, %d dropped (%d silently); the gateway reaches exactly the %d public services; "+
 		"metrics only from Prometheus; outside the cluster dropped (%d connections in %.1fs)",
 		connected, connected+dropped, dropped, timeouts, publicCount(cat), len(exp), took.Seconds()), problems)
 
 	// 4. A rolling update keeps the service serving.
 	target, caller := rolloutPair(cat)
-	res, took, err := n.Rollout(ctx, realNamespace, target, from[caller], fmt.Sprintf("http://%s:%d/healthz", target, cat.HTTPPort))
+	res, took, err := n.Rollout(ctx, realNamespace, target, from[caller], fmt.Sprintf("http://%s:%d/healthz", target, cat.Ports[target].HTTP))
 	problems = nil
 	if err != nil {
 		problems = append(problems, err.Error())
@@ -176,29 +176,27 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 func publicCount(cat *realnode.Catalog) int {
 	n := 0
 	for _, s := range cat.Services {
-		for _, c := range cat.CalledBy[s] {
-			if c == realnode.Gateway {
-				n++
-			}
+		if cat.Public[s] {
+			n++
 		}
 	}
 	return n
 }
 
-// rolloutPair picks the service with the most callers among services (ties: by name) and its
-// first caller, which polls it through its Service during the rollout.
+// rolloutPair picks the service with the most callers among services (ties: the first by name)
+// and its first caller, which polls it through its Service during the rollout.
 func rolloutPair(cat *realnode.Catalog) (target, caller string) {
-	best := -1
-	for _, s := range cat.Services {
-		var callers []string
-		for _, c := range cat.CalledBy[s] {
-			if c != realnode.Gateway {
-				callers = append(callers, c)
-			}
+	callers := map[string][]string{}
+	for _, from := range cat.Services {
+		for _, to := range cat.Calls[from] {
+			callers[to] = append(callers[to], from)
 		}
-		if len(callers) > 0 && len(callers) > best {
-			sort.Strings(callers)
-			best, target, caller = len(callers), s, callers[0]
+	}
+	best := 0
+	for _, s := range cat.Services {
+		if c := callers[s]; len(c) > best {
+			sort.Strings(c)
+			best, target, caller = len(c), s, c[0]
 		}
 	}
 	return

@@ -6,6 +6,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
+// This file evaluates the ingress gateway's DENY AuthorizationPolicies (its JWT rules) for one
+// request; calls.go reads service-to-service calls out of the other policies.
+
 // Request is what the edge's Istio authorization sees of one request.
 type Request struct {
 	Path      string
