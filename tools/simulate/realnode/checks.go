@@ -237,10 +237,12 @@ func WaitEnforced(ctx context.Context, ips []string, timeout time.Duration) erro
 // this verbosity records each sync, has not grown): every sync replaces its nft table, which
 // drops the packets queued at that moment, so a probe's SYN could be lost to a sync rather
 // than to a policy.
-func (n *Node) WaitQuiet(ctx context.Context, quiet, timeout time.Duration) error {
+// The quiet time counts from the later of the log's last change and since (the launcher's last
+// change to the cluster), so that a sync still on its way is waited for.
+func (n *Node) WaitQuiet(ctx context.Context, since time.Time, quiet, timeout time.Duration) error {
 	return waitUntil(ctx, timeout, "the enforcer to settle", func() bool {
 		st, err := os.Stat(n.path("netpol.log"))
-		return err == nil && time.Since(st.ModTime()) > quiet
+		return err == nil && time.Since(st.ModTime()) > quiet && time.Since(since) > quiet
 	})
 }
 

@@ -4,7 +4,7 @@
 //
 //	probe sleep                 idle until SIGTERM (the container's command)
 //	probe check '<json>'        try every target at once; print one JSON Result per target
-//	probe poll <url>            GET url every 100ms (new connection each, 3s timeout) until stdin
+//	probe poll <url>            GET url every 100ms (new connection each, 10s timeout) until stdin
 //	                            closes; print one JSON PollResult
 //
 // A target is {"id", "kind": "http"|"tcp"|"dns", "address", "timeout", "retryFor"}. http and
@@ -188,9 +188,10 @@ func poll(url string, stdin io.Reader) PollResult {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		// 3s: a client's patience; one lost SYN (retransmitted after 1s) is slow, not failed.
+		// 10s, a client's usual patience: a lost SYN (retransmitted after 1s, 3s, 7s) makes a
+		// request slow, not failed; the slowest is reported.
 		t0 := time.Now()
-		outcome, _ := attempt(Target{Kind: "http", Address: url, Timeout: 3 * time.Second})
+		outcome, _ := attempt(Target{Kind: "http", Address: url, Timeout: 10 * time.Second})
 		res.SlowestMillis = max(res.SlowestMillis, time.Since(t0).Milliseconds())
 		res.Requests++
 		if outcome != "ok" {

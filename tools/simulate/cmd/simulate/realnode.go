@@ -137,7 +137,7 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 		r.verdict("real node: CoreDNS Ready", []string{err.Error()})
 		return nil
 	}
-	if err := n.WaitQuiet(ctx, 1500*time.Millisecond, 20*time.Second); err != nil {
+	if err := n.WaitQuiet(ctx, time.Now(), 1500*time.Millisecond, 20*time.Second); err != nil {
 		r.verdict("real node: the NetworkPolicy enforcer settled", []string{err.Error()})
 		return nil
 	}
@@ -316,7 +316,31 @@ func (r *Run) fixtureCheck(ctx context.Context, n *realnode.Node, applier *Appli
 	if len(problems) == 0 {
 		if err := realnode.WaitEnforced(ctx, ips, 30*time.Second); err != nil {
 			problems = append(problems, err.Error())
-		} else if err := n.WaitQuiet(ctx, 1500*time.Millisecond, 20*time.Second); err != nil {
+		}
+	}
+	// Wait until the enforcer has taken up the fixture (each call it opens connects), then
+	// until it is quiet, and only then probe everything.
+	for k := range want {
+		if len(problems) > 0 {
+			break
+		}
+		var e realnode.Expectation
+		for _, x := range exp {
+			if x.Key() == k {
+				e = x
+			}
+		}
+		p := from[e.From]
+		res, err := n.Check(ctx, p.Namespace, p.Pod, []realnode.Target{{ID: k, Kind: "http", Timeout: 2 * time.Second, RetryFor: 20 * time.Second,
+			Address: fmt.Sprintf("http://%s.%s.svc.cluster.local:%d/healthz", e.To, cat.Namespace, e.Port)}})
+		if err != nil {
+			problems = append(problems, err.Error())
+		} else if res[k].Outcome != "ok" {
+			problems = append(problems, fmt.Sprintf("the fixture's %s never connected (%s): the enforcer did not apply it", k, res[k].Outcome))
+		}
+	}
+	if len(problems) == 0 {
+		if err := n.WaitQuiet(ctx, time.Now(), 1500*time.Millisecond, 20*time.Second); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
