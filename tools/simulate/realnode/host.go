@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -307,9 +308,11 @@ func Sweep(kubeProxy string) []string {
 			}
 		}
 	}
-	if kubeProxy != "" && hasKubeChains() {
+	if hasKubeChains() {
 		// kube-proxy's own clean-up: its chains and jumps in iptables (and nftables, ipvs).
-		_ = exec.Command(kubeProxy, "--cleanup", "--v=0").Run()
+		if kubeProxy != "" {
+			_ = exec.Command(kubeProxy, "--cleanup", "--v=0").Run()
+		}
 		removeKubeletCanaries()
 	}
 	if exec.Command("ip", "netns", "pids", OutsideNS).Run() == nil {
@@ -330,17 +333,84 @@ func hasKubeChains() bool {
 	return strings.Contains(string(out), ":KUBE-")
 }
 
-// removeKubeletCanaries deletes the kubelet's canary chains (KUBE-KUBELET-CANARY,
-// KUBE-IPTABLES-HINT), which kube-proxy --cleanup leaves: empty chains with no jumps to them.
+// removeKubeletCanaries deletes the chains the kubelet and kube-proxy make outside kube-proxy's
+// own clean-up (KUBE-FIREWALL, the canaries, the backend hint): every rule that jumps to one,
+// then the chain, in iptables and ip6tables.
 func removeKubeletCanaries() {
-	for _, table := range []string{"mangle", "nat", "filter"} {
-		for _, chain := range []string{"KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT", "KUBE-PROXY-CANARY", "KUBE-FIREWALL"} {
-			if exec.Command("iptables", "-t", table, "-L", chain, "-n").Run() == nil {
-				_ = exec.Command("iptables", "-t", table, "-F", chain).Run()
-				_ = exec.Command("iptables", "-t", table, "-X", chain).Run()
+	chains := []string{"KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT", "KUBE-PROXY-CANARY"}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat", "mangle"} {
+			out, err := exec.Command(cmd, "-t", table, "-S").Output()
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 4 || f[0] != "-A" {
+					continue
+				}
+				for i := 0; i+1 < len(f); i++ {
+					if (f[i] == "-j" || f[i] == "-g") && slices.Contains(chains, f[i+1]) {
+						_ = exec.Command(cmd, append([]string{"-t", table, "-D"}, f[1:]...)...).Run()
+						break
+					}
+				}
+			}
+			for _, chain := range chains {
+				if exec.Command(cmd, "-t", table, "-S", chain).Run() == nil {
+					_ = exec.Command(cmd, "-t", table, "-F", chain).Run()
+					_ = exec.Command(cmd, "-t", table, "-X", chain).Run()
+				}
 			}
 		}
 	}
+}
+
+// Tables lists the nftables tables on the host ("family name" each).
+func Tables() map[string]bool {
+	out, _ := exec.Command("nft", "list", "tables").Output()
+	tables := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "table" {
+			tables[f[1]+" "+f[2]] = true
+		}
+	}
+	return tables
+}
+
+// RemoveEmptyTables deletes the iptables-nft tables (ip/ip6 filter, nat, mangle) that were not
+// there before the node started and hold no rule now: iptables-restore made them for
+// kube-proxy, and its --cleanup leaves them empty.
+func RemoveEmptyTables(before map[string]bool) []string {
+	var removed []string
+	for t := range Tables() {
+		f := strings.Fields(t)
+		if before[t] || (f[0] != "ip" && f[0] != "ip6") || !slices.Contains([]string{"filter", "nat", "mangle"}, f[1]) {
+			continue
+		}
+		out, err := exec.Command("nft", "-a", "list", "table", f[0], f[1]).Output()
+		if err != nil || strings.Contains(string(out), "# handle") && hasRule(string(out)) {
+			continue
+		}
+		if exec.Command("nft", "delete", "table", f[0], f[1]).Run() == nil {
+			removed = append(removed, t)
+		}
+	}
+	sort.Strings(removed)
+	return removed
+}
+
+// hasRule says whether an `nft -a list table` output has a rule (a line inside a chain that is
+// not the chain's type/policy line).
+func hasRule(listing string) bool {
+	for _, line := range strings.Split(listing, "\n") {
+		l := strings.TrimSpace(line)
+		if l == "" || strings.HasPrefix(l, "table ") || strings.HasPrefix(l, "chain ") || strings.HasPrefix(l, "type ") || l == "}" {
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // AddNodeIP puts the node's address on lo: pods reach the API server and the node there.

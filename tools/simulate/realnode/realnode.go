@@ -54,6 +54,7 @@ type Node struct {
 	runc    string
 	lock    *os.File
 	saved   map[string]string
+	tables  map[string]bool // nftables tables before the node started
 	procs   []*exec.Cmd
 	apiLn   net.Listener
 	outLn   net.Listener
@@ -95,6 +96,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 	}()
 	t0 := time.Now()
+	n.tables = Tables()
 	if p := Sweep(n.tool("kube-proxy")); len(p) > 0 {
 		cfg.Log("real node: leftovers of an earlier run: %s", strings.Join(p, "; "))
 	}
@@ -285,6 +287,9 @@ func (n *Node) Stop() []string {
 		}
 	}
 	problems := Sweep(n.tool("kube-proxy"))
+	if n.tables != nil {
+		RemoveEmptyTables(n.tables)
+	}
 	if n.saved != nil {
 		if restored := RestoreSysctls(n.saved); len(restored) > 0 {
 			n.cfg.Log("real node: sysctls restored: %s", strings.Join(restored, " "))
