@@ -122,7 +122,7 @@ func (n *Node) RuntimeFacts(pods map[string]*corev1.Pod) []string {
 			continue
 		}
 		id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
-		pid, err := containerPID(string(p.UID), id)
+		pid, err := containerPID(id)
 		if err != nil {
 			problems = append(problems, s+": "+err.Error())
 			continue
@@ -165,15 +165,16 @@ func (n *Node) RuntimeFacts(pods map[string]*corev1.Pod) []string {
 	return problems
 }
 
-// containerPID finds a container's first process through its cgroup (pids hierarchy).
-func containerPID(podUID, containerID string) (int, error) {
+// containerPID finds a container's first process through its cgroup (cgroupfs driver:
+// .../kubepods/<qos>/pod<uid>/<container id>, pids hierarchy).
+func containerPID(containerID string) (int, error) {
 	var found string
 	root := filepath.Join("/sys/fs/cgroup/pids", CgroupRoot)
 	if _, err := os.Stat(root); err != nil {
 		root = filepath.Join("/sys/fs/cgroup", CgroupRoot)
 	}
 	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && strings.Contains(p, containerID) && strings.Contains(p, strings.ReplaceAll(podUID, "-", "_")) || err == nil && d.IsDir() && strings.HasSuffix(p, containerID) {
+		if err == nil && d.IsDir() && d.Name() == containerID {
 			found = p
 			return filepath.SkipAll
 		}

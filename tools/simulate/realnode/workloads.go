@@ -75,37 +75,31 @@ func (n *Node) DeployDNS(ctx context.Context) error {
 	ns := "kube-system"
 	labels := map[string]string{"k8s-app": "kube-dns"}
 	part := map[string]string{TaintKey: "true"} // not part of the environment: the simulation's judges skip it
-	create := func(err error) error {
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-		return nil
-	}
-	if err := create2(c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}}, metav1.CreateOptions{})); err != nil {
+	if err := created(c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}}, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "system:coredns"}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"endpoints", "services", "pods", "namespaces"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 	}}
-	if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); create(err) != nil {
+	if err := created(c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "system:coredns"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:coredns"},
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "coredns", Namespace: ns}}}
-	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); create(err) != nil {
+	if err := created(c.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}, Data: map[string]string{"Corefile": Corefile}}
-	if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); create(err) != nil {
+	if err := created(c.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Labels: labels}, Spec: corev1.ServiceSpec{
 		ClusterIP: DNSService, Selector: labels, Ports: []corev1.ServicePort{
 			{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
 			{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)}}}}
-	if _, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); create(err) != nil {
+	if err := created(c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	pod := corev1.PodSpec{
@@ -131,11 +125,11 @@ func (n *Node) DeployDNS(ctx context.Context) error {
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "coredns", Labels: part}, Spec: appsv1.DeploymentSpec{
 		Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod}}}
-	_, err := c.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{})
-	return create(err)
+	return created(c.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}))
 }
 
-func create2[T any](_ T, err error) error {
+// created passes a Create's error on, unless the object already exists.
+func created[T any](_ T, err error) error {
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
@@ -163,8 +157,8 @@ func (n *Node) CreateSecrets(ctx context.Context, objs []*unstructured.Unstructu
 				data[key] = []byte(base64.RawURLEncoding.EncodeToString(b))
 			}
 		}
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{ProbeLabel + "-generated": "true"}}, Data: data}
-		if err := create2(n.cfg.Client.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{})); err != nil {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"cloudlab.io/generated-by": "make-simulate"}}, Data: data}
+		if err := created(n.cfg.Client.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{})); err != nil {
 			return nil, err
 		}
 		names = append(names, name)
