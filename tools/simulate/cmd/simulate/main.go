@@ -141,6 +141,8 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 			r.RealNode = ""
 		} else if r.podinfoRef, err = podinfoImage(originals); err != nil {
 			return false, err
+		} else if err = checkPodinfoVersion(r.Podinfo, r.podinfoRef); err != nil {
+			return false, err
 		}
 	}
 	advertise := ""

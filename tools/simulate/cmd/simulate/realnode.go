@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -69,6 +70,20 @@ func podinfoImage(deployments []*unstructured.Unstructured) (string, error) {
 		return "", fmt.Errorf("dev's services run %s; the real node only builds podinfo", img)
 	}
 	return img, nil
+}
+
+// checkPodinfoVersion refuses to give the podinfo that was built a reference with another tag:
+// `podinfo --version` must print the tag dev deploys.
+func checkPodinfoVersion(dir, ref string) error {
+	out, err := exec.Command(filepath.Join(dir, "podinfo"), "--version").Output()
+	if err != nil {
+		return fmt.Errorf("podinfo in %s: %w", dir, err)
+	}
+	built, tag := strings.TrimSpace(string(out)), ref[strings.LastIndex(ref, ":")+1:]
+	if built != tag {
+		return fmt.Errorf("dev deploys %s, but the real node's podinfo is %s: set PODINFO_VERSION and PODINFO_MODULE_VERSION in tools/tools.mk to %s", ref, built, tag)
+	}
+	return nil
 }
 
 func keys(m map[string]bool) []string {
