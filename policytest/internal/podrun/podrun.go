@@ -493,7 +493,6 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 		}
 		env[k] = v
 	}
-	pathEnv := strings.Join(append(append([]string{}, img.Path...), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"), ":")
 	uid, gid := int64(0), int64(0)
 	if sc := p.Template.Spec.SecurityContext; sc != nil {
 		if sc.RunAsUser != nil {
@@ -523,10 +522,17 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	// folders on the way to such a mount point are rebuilt from the host's entries, so that the
 	// mount point can be created (bwrap cannot create it inside a read-only bind).
 	binds := [][3]string{{"--ro-bind", p.cluster.HostsFile(), "/etc/hosts"}, {"--ro-bind", passwd, "/etc/passwd"}, {"--ro-bind", group, "/etc/group"}}
-	for _, dir := range img.Path {
-		if !strings.HasPrefix(dir, "/usr/") {
-			binds = append(binds, [3]string{"--ro-bind", dir, dir})
+	// Stand-in folders outside /usr appear at fixed places: a checkout under /tmp would otherwise
+	// be hidden by a pod's own /tmp volume.
+	var path []string
+	for i, dir := range img.Path {
+		if strings.HasPrefix(dir, "/usr/") {
+			path = append(path, dir)
+			continue
 		}
+		in := fmt.Sprintf("/opt/podrun/path%d", i)
+		binds = append(binds, [3]string{"--ro-bind", dir, in})
+		path = append(path, in)
 	}
 	inside := make([]string, 0, len(img.Bind))
 	for in := range img.Bind {
@@ -566,6 +572,7 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	}
 	// The stand-ins (never the scripts) learn the pod's own address from PODRUN_POD_IP: in a real
 	// pod it is the address of the pod's own network namespace.
+	pathEnv := strings.Join(append(path, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"), ":")
 	args = append(args, "--setenv", "PATH", pathEnv, "--setenv", "PODRUN_POD_IP", p.IP, "--")
 	for _, a := range argv {
 		args = append(args, expand(a, env))
@@ -665,20 +672,19 @@ func (p *Pod) volume(name string, vols map[string]corev1.Volume) (string, error)
 	switch {
 	case v.EmptyDir != nil:
 		return base, os.MkdirAll(base, 0o777)
-	case v.ConfigMap != nil:
-		data, ok := p.cluster.ConfigMaps[v.ConfigMap.Name]
+	case v.ConfigMap != nil, v.Secret != nil:
+		kind, source, items, all := "ConfigMap", "", []corev1.KeyToPath(nil), p.cluster.ConfigMaps
+		if v.ConfigMap != nil {
+			source, items = v.ConfigMap.Name, v.ConfigMap.Items
+		} else {
+			kind, source, items, all = "Secret", v.Secret.SecretName, v.Secret.Items, p.cluster.Secrets
+		}
+		data, ok := all[source]
 		if !ok {
-			return "", fmt.Errorf("volume %s: no ConfigMap %s", name, v.ConfigMap.Name)
+			return "", fmt.Errorf("volume %s: no %s %s", name, kind, source)
 		}
 		p.written[name] = true
-		return base, writeVolume(base, data, v.ConfigMap.Items)
-	case v.Secret != nil:
-		data, ok := p.cluster.Secrets[v.Secret.SecretName]
-		if !ok {
-			return "", fmt.Errorf("volume %s: no Secret %s", name, v.Secret.SecretName)
-		}
-		p.written[name] = true
-		return base, writeVolume(base, data, v.Secret.Items)
+		return base, writeVolume(base, data, items)
 	case v.PersistentVolumeClaim != nil:
 		return p.cluster.Claim(v.PersistentVolumeClaim.ClaimName)
 	}
