@@ -172,6 +172,8 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 		"metrics only from Prometheus; outside the cluster dropped (%d connections in %.1fs)",
 		connected, connected+dropped, dropped, timeouts, publicCount(cat), len(exp), took.Seconds()), problems)
 
+	r.out("     not exercised by packets: the mesh (no Envoy here: sidecars, mTLS, AuthorizationPolicies) and the data tier (stays on the simulated node)")
+
 	// 4. A rolling update keeps the service serving.
 	target, caller := rolloutPair(cat)
 	res, took, err := n.Rollout(ctx, realNamespace, target, from[caller], fmt.Sprintf("http://%s:%d/healthz", target, cat.Ports[target].HTTP))
