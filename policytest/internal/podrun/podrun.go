@@ -672,20 +672,19 @@ func (p *Pod) volume(name string, vols map[string]corev1.Volume) (string, error)
 	switch {
 	case v.EmptyDir != nil:
 		return base, os.MkdirAll(base, 0o777)
-	case v.ConfigMap != nil:
-		data, ok := p.cluster.ConfigMaps[v.ConfigMap.Name]
+	case v.ConfigMap != nil, v.Secret != nil:
+		kind, source, items, all := "ConfigMap", "", []corev1.KeyToPath(nil), p.cluster.ConfigMaps
+		if v.ConfigMap != nil {
+			source, items = v.ConfigMap.Name, v.ConfigMap.Items
+		} else {
+			kind, source, items, all = "Secret", v.Secret.SecretName, v.Secret.Items, p.cluster.Secrets
+		}
+		data, ok := all[source]
 		if !ok {
-			return "", fmt.Errorf("volume %s: no ConfigMap %s", name, v.ConfigMap.Name)
+			return "", fmt.Errorf("volume %s: no %s %s", name, kind, source)
 		}
 		p.written[name] = true
-		return base, writeVolume(base, data, v.ConfigMap.Items)
-	case v.Secret != nil:
-		data, ok := p.cluster.Secrets[v.Secret.SecretName]
-		if !ok {
-			return "", fmt.Errorf("volume %s: no Secret %s", name, v.Secret.SecretName)
-		}
-		p.written[name] = true
-		return base, writeVolume(base, data, v.Secret.Items)
+		return base, writeVolume(base, data, items)
 	case v.PersistentVolumeClaim != nil:
 		return p.cluster.Claim(v.PersistentVolumeClaim.ClaimName)
 	}
