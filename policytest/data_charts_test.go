@@ -333,8 +333,8 @@ var (
 )
 
 // TestDataEnvironmentFolders: every clusters/<env>/data/<store>/ is the store's chart and a
-// values.yaml — the environment's differences by field name — and nothing in it or in
-// platform/data patches by position, leaves a placeholder, or builds an object to delete it.
+// values.yaml — the environment's differences by field name — and no patch, resource or
+// generator of its own.
 func TestDataEnvironmentFolders(t *testing.T) {
 	stores := dataCharts(t)
 	for _, env := range clusterNames {
@@ -378,6 +378,11 @@ func TestDataEnvironmentFolders(t *testing.T) {
 		}
 		assert.ElementsMatch(t, stores, got, "%s: one folder per store's chart", env)
 	}
+}
+
+// TestDataDifferencesByName: nothing in clusters/<env>/data/ or platform/data/ patches a list by
+// position, leaves a placeholder, or builds an object to delete it (issue 13's check).
+func TestDataDifferencesByName(t *testing.T) {
 	var problems []string
 	for _, root := range []string{filepath.Join("..", "clusters"), dataChartHome} {
 		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
