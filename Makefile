@@ -10,6 +10,14 @@ include tools/tools.mk
 
 export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK PROMTOOL PROMQL_NAMES
 
+# make simulate CLUSTER=dev runs dev's services on a real node (docs/simulate.md); REAL=0 skips it.
+REAL ?= 1
+SIMULATOR := rendered/.bin/simulate
+# The launcher, and the probe and pause programs of the real node's images.
+SIMULATE_BUILD = mkdir -p rendered/.bin && cd tools/simulate && CGO_ENABLED=0 go build -o ../../rendered/.bin/ ./cmd/simulate ./cmd/probe ./cmd/pause
+REAL_NODE_FLAGS = -real-node $(REAL_NODE) -podinfo $(PODINFO) -image-bins rendered/.bin -image-cache $(TOOLS_CACHE)/realnode-images
+real_node_flags = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL))),$(REAL_NODE_FLAGS))
+
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -31,20 +39,22 @@ render: $(HELM) ## write what Argo CD applies to CLUSTER (default dev) into rend
 	go run ./policytest/cmd/render -cluster $(CLUSTER) -out rendered/$(CLUSTER) -helm $(HELM)
 
 .PHONY: simulate
-simulate: render $(KUBE_APISERVER) $(KWOK) ## apply CLUSTER to a real control plane with simulated nodes; report in rendered/CLUSTER/simulation.{txt,svg}
-	cd tools/simulate && go run ./cmd/simulate -cluster $(CLUSTER) -repo ../.. -bin $(CONTROL_PLANE) -kwok $(KWOK)
+simulate: render simulate-tools ## apply CLUSTER to a real control plane with simulated nodes (dev: its services on a real node; REAL=0 skips that); report in rendered/CLUSTER/simulation.{txt,svg}
+	@$(SIMULATE_BUILD)
+	$(SIMULATOR) -cluster $(CLUSTER) -bin $(CONTROL_PLANE) -kwok $(KWOK) $(call real_node_flags,$(CLUSTER))
 
-# Every environment at once (each its own control plane; they mostly wait), plus the
-# simulation's own test (an oversized pod must fail), then every report in turn.
-SIMULATOR := rendered/.bin/simulate
+# Every environment at once (each its own control plane; they mostly wait; dev's real node
+# among them), plus the simulation's own tests (an oversized pod must fail; the packet check's
+# decisions), then every report in turn.
 .PHONY: simulate-all
 simulate-all: simulate-tools $(HELM) ## make simulate for every cluster in parallel, and the simulation's own tests
 	@go run ./policytest/cmd/render -cluster all -out rendered -helm $(HELM) >/dev/null
-	@mkdir -p $(dir $(SIMULATOR)) && cd tools/simulate && go build -o ../../$(SIMULATOR) ./cmd/simulate
+	@$(SIMULATE_BUILD)
 	@for c in $(CLUSTERS); do \
-	  ( $(SIMULATOR) -cluster $$c -bin $(CONTROL_PLANE) -kwok $(KWOK) > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
+	  real=; [ $$c = dev ] && [ "$(REAL)" = 1 ] && real="$(REAL_NODE_FLAGS)"; \
+	  ( $(SIMULATOR) -cluster $$c -bin $(CONTROL_PLANE) -kwok $(KWOK) $$real > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
-	( cd tools/simulate && go test -count=1 ./... > ../../rendered/.bin/test.log 2>&1; echo $$? > ../../rendered/.bin/test.rc ) & \
+	( cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./... > ../../rendered/.bin/test.log 2>&1; echo $$? > ../../rendered/.bin/test.rc ) & \
 	wait; rc=0; \
 	for c in $(CLUSTERS); do grep -v '^\[' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc

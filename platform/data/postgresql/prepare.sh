@@ -5,9 +5,10 @@
 #   - the primary, data directory empty: initdb (superuser password, the replicator role);
 #   - the primary, data directory holding a standby: it was promoted by configuration alone
 #     (standby.signal removed: it ends recovery and becomes the primary);
-#   - a replica, data directory empty: clone the primary (pg_basebackup) with a replication slot
-#     of its own; a slot of that name left by an earlier clone of this pod (a lost volume) is
-#     dropped first, so a re-clone succeeds any number of times and no orphaned slot keeps WAL;
+#   - a replica, data directory empty: clone the primary (pg_basebackup) through a replication
+#     slot of its own, created first; a slot of that name left by an earlier clone of this pod (a
+#     lost volume) is dropped before, so a re-clone succeeds any number of times and no orphaned
+#     slot keeps WAL;
 #   - a replica whose data directory was a primary (a failover happened): pg_rewind it onto the
 #     new primary's timeline and make it a standby; if rewinding fails, clone again.
 # PGDATA is a folder below the volume's mount (a fresh ext4 root holds lost+found).
@@ -44,8 +45,12 @@ clone() {
     f) echo "replica: dropping the slot $slot an earlier clone left"; sql "SELECT pg_drop_replication_slot('$slot')" >/dev/null ;;
   esac
   rm -rf "$PGDATA"
+  # The slot first, reserving WAL at once: created by pg_basebackup -C it would hold WAL only
+  # from when the backup's stream starts, and another replica's clone (its checkpoint) could
+  # recycle a segment this clone still needs in between.
   echo "replica: cloning the primary with the new slot $slot"
-  pg_basebackup -h postgresql -U replicator -D "$PGDATA" -X stream -C -S "$slot"
+  sql "SELECT pg_create_physical_replication_slot('$slot', true)" >/dev/null
+  pg_basebackup -h postgresql -U replicator -D "$PGDATA" -X stream -S "$slot"
   touch "$PGDATA/standby.signal"
 }
 

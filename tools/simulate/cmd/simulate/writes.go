@@ -16,7 +16,8 @@ const dataNamespace = "cloudlab-data"
 // StoreWrites says, per store of the data tier, whether it still takes writes after the pods in
 // lost were lost (a zone outage), and why. The rules are each store's own (its manual), applied
 // to where the pods ran (before) and the rendered configuration:
-//   - PostgreSQL: the primary is the pod the read-write Service `postgresql` selects; when it was
+//   - PostgreSQL: the primary is the pod the read-write Service `postgresql` selects (the chart's
+//     `primary` value); when it was
 //     lost, writes stop until a person fails over (docs/data/postgresql.md);
 //   - Kafka: a partition takes writes while a majority of the controllers lives and at least
 //     min.insync.replicas of its replicas do (replicas are on distinct brokers: RF minus the lost
@@ -52,7 +53,7 @@ func StoreWrites(ctx context.Context, cp *ControlPlane, before *Snapshot, lost m
 	if svc, err := cp.Client.CoreV1().Services(dataNamespace).Get(ctx, "postgresql", metav1.GetOptions{}); err == nil {
 		primary := svc.Spec.Selector["statefulset.kubernetes.io/pod-name"]
 		if podLost[primary] {
-			add("postgresql", "DOWN: the primary %s was in the lost zone; writes stop until a person fails over (docs/data/postgresql.md, Failover: the mechanical steps take about a second, measured by make verify; noticing and merging the selector change take longer)", primary)
+			add("postgresql", "DOWN: the primary %s was in the lost zone; writes stop until a person fails over (docs/data/postgresql.md, Failover: the mechanical steps take about a second, measured by make verify; noticing the loss and merging the one-line change of primary in clusters/<env>/data/postgresql/values.yaml take longer)", primary)
 		} else {
 			add("postgresql", "takes writes: the primary %s lives", primary)
 		}
