@@ -83,7 +83,7 @@ $(KUBE_APISERVER):
 
 # Into a temporary folder first, so an interrupted build leaves nothing half done.
 $(PROMTOOL):
-	@echo ">> building promtool $(PROMETHEUS_VERSION) into $(@D) (first run only, ~5 min)"
+	@echo ">> building promtool $(PROMETHEUS_VERSION) into $(@D) (first run only, ~10 min: Prometheus brings its cloud SDKs)"
 	@rm -rf $(@D).partial && mkdir -p $(@D).partial
 	cd tools/promql && GOFLAGS=-buildvcs=false go build -o $(@D).partial/promtool github.com/prometheus/prometheus/cmd/promtool
 	@rm -rf $(@D) && mv $(@D).partial $(@D)
