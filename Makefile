@@ -8,11 +8,18 @@ CLUSTER ?= dev
 
 include tools/tools.mk
 
-export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL DYFF
+export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL DYFF PROMTOOL PROMQL_NAMES
 
 # The render command (policytest/cmd/render): every Application as Argo CD renders it, upstream
 # charts included (from policytest/charts), one file per Application and an index.json.
 RENDER := go run ./policytest/cmd/render -helm $(HELM)
+
+# make simulate CLUSTER=dev runs dev's services on a real node (docs/simulate.md); REAL=0 skips it.
+REAL ?= 1
+SIMULATOR := rendered/.bin/simulate
+SIMULATE_FLAGS = -bin $(CONTROL_PLANE) -kwok $(KWOK) -istioctl $(ISTIOCTL)
+REAL_NODE_FLAGS = -real-node $(REAL_NODE) -podinfo $(PODINFO) -image-bins rendered/.bin -image-cache $(TOOLS_CACHE)/realnode-images
+real_node_flags = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL))),$(REAL_NODE_FLAGS))
 
 .PHONY: help
 help: ## list the targets
@@ -22,7 +29,7 @@ help: ## list the targets
 # needs it (go test, the simulation) next to what does not (checksums, vet, opa), as many at
 # once as make may (-j); each prints its time when it ends (tools/timed). Independent stages
 # added later only need a target and a place in VERIFY_STAGES.
-VERIFY_STAGES := verify-checksums verify-vet verify-opa verify-test verify-simulate
+VERIFY_STAGES := verify-checksums verify-vet verify-vet-promql verify-opa verify-test verify-simulate
 VERIFY_JOBS ?= 4
 # GNU make >= 4 keeps each stage's output together; older makes interleave it.
 OUTPUT_SYNC := $(if $(filter output-sync,$(.FEATURES)),--output-sync=target)
@@ -36,6 +43,8 @@ verify-checksums:
 	@tools/timed chart-checksums bash -c 'cd policytest/charts && sha256sum --quiet -c SHA256SUMS'
 verify-vet:
 	@tools/timed go-vet go vet ./...
+verify-vet-promql:
+	@tools/timed go-vet-promql bash -c 'cd tools/promql && go vet ./...'
 verify-opa:
 	@tools/timed opa-test $(OPA) test policy/
 render-all: $(HELM) ## render every cluster into rendered/<env>/ (findings stay in each index.json)
@@ -57,38 +66,49 @@ BASE ?= origin/main
 diff: $(HELM) $(DYFF) ## show what changes between BASE (default origin/main) and the work tree, per cluster and Application, field by field (CLUSTER= to limit)
 	@tools/diff "$(BASE)" $(if $(filter command line environment,$(origin CLUSTER)),$(CLUSTER))
 
-SIMULATOR := rendered/.bin/simulate
-SIMULATE_FLAGS = -bin $(CONTROL_PLANE) -kwok $(KWOK) -istioctl $(ISTIOCTL)
 # What a simulation's result depends on besides the rendered objects and the environment's shape
-# (tools/cached keys on all of it: docs/verify.md#result-cache).
+# (tools/cached keys on all of it: docs/verify.md#result-cache); dev's real node adds its programs.
 SIMULATE_BINARIES = $(KUBE_APISERVER) $(CONTROL_PLANE)/kube-controller-manager $(CONTROL_PLANE)/kube-scheduler $(KWOK) $(ISTIOCTL)
+real_node_inputs = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL)),$(REAL_NODE_HOST)),$(REAL_NODE) $(PODINFO))
 
+# The launcher, and the probe and pause programs of the real node's images: rebuilt when a
+# source of tools/simulate changes.
 $(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum
-	@mkdir -p $(@D) && cd tools/simulate && go build -o ../../$(SIMULATOR) ./cmd/simulate
+	@mkdir -p rendered/.bin && cd tools/simulate && CGO_ENABLED=0 go build -o ../../rendered/.bin/ ./cmd/simulate ./cmd/probe ./cmd/pause
 
 .PHONY: simulate
-simulate: render simulate-tools ## apply CLUSTER to a real control plane with simulated nodes; report in rendered/CLUSTER/simulation.{txt,svg}
-	cd tools/simulate && go run ./cmd/simulate -cluster $(CLUSTER) -repo ../.. $(SIMULATE_FLAGS)
+simulate: render simulate-tools $(SIMULATOR) ## apply CLUSTER to a real control plane with simulated nodes (dev: its services on a real node; REAL=0 skips that); report in rendered/CLUSTER/simulation.{txt,svg}
+	$(SIMULATOR) -cluster $(CLUSTER) $(SIMULATE_FLAGS) $(call real_node_flags,$(CLUSTER))
 
 .PHONY: simulate-all simulate-rendered
 simulate-all: render-all simulate-tools ## make simulate for every cluster in parallel, and the simulation's own tests
 	@$(MAKE) --no-print-directory simulate-rendered
 
-# Every environment at once from rendered/ (each its own control plane; they mostly wait), plus
-# the simulation's own tests, then every report in turn. A run whose inputs all passed before is
-# not repeated (tools/cached): RESULT_CACHE=off repeats it.
+# Every environment at once from rendered/ (each its own control plane; they mostly wait; dev's
+# real node among them), plus the simulation's own tests (an oversized pod must fail; the packet
+# check's decisions; the injection selectors), then every report in turn. A run whose inputs all
+# passed before is not repeated (tools/cached): RESULT_CACHE=off repeats it.
 simulate-rendered: $(SIMULATOR)
-	@toolkey="$$(sha256sum $(SIMULATE_BINARIES) | sha256sum | cut -c1-16) $$(go env GOVERSION)"; \
+	@toolkey="$$(sha256sum $(SIMULATE_BINARIES) | sha256sum | cut -c1-16) $$(go env GOVERSION) REAL=$(REAL)"; \
 	for c in $(CLUSTERS); do \
+	  real=; inputs=; [ $$c = dev ] && real="$(call real_node_flags,dev)" && inputs="$(call real_node_inputs,dev)"; \
 	  ( tools/cached simulate-$$c -o rendered/$$c/simulation.txt -o rendered/$$c/simulation.svg \
-	      rendered/$$c/*.yaml clusters/$$c/simulation.yaml tools/simulate "$$toolkey" -- \
-	      $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
+	      rendered/$$c/*.yaml clusters/$$c/simulation.yaml tools/simulate $$inputs "$$toolkey" -- \
+	      $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) $$real > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
 	( tools/cached simulate-test rendered/dev/*.yaml clusters/dev/simulation.yaml tools/simulate "$$toolkey" -- \
-	    bash -c 'cd tools/simulate && go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
+	    bash -c 'cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
 	wait; rc=0; \
 	for c in $(CLUSTERS); do grep -v -e '^\[' -e 'warnings.go' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc
+
+.PHONY: docs
+docs: ## regenerate the generated parts of the docs (the service catalog table of docs/services.md)
+	UPDATE_DOCS=1 go test -count=1 -run '^TestServicesDocTable$$' ./policytest/
+
+.PHONY: bench-services
+bench-services: $(HELM) ## render time of the services Application with 12 and with 48 catalog entries, side by side
+	go test -count=1 -run '^$$' -bench '^BenchmarkServicesRender$$' -benchtime $(or $(BENCHTIME),5x) ./policytest/
 
 .PHONY: clean
 clean: ## remove rendered/ (the tool cache in $(TOOLS_CACHE) is kept)

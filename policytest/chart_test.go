@@ -11,6 +11,7 @@ import (
 	"github.com/cloudlab/platform/policytest/internal/render"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 const chartDir = "../services/chart"
@@ -33,53 +34,81 @@ func helmBinaries(t *testing.T) map[string]string {
 	return bins
 }
 
-// TestChartLintAndHelmMajors: for every service, `helm lint --strict` passes with Helm 3 and
-// Helm 4, and both render the same objects (Helm 4 separates documents with one more blank line,
-// so objects are compared, not bytes).
-func TestChartLintAndHelmMajors(t *testing.T) {
-	bins := helmBinaries(t)
-	services, err := check.LoadServices("..")
-	require.NoError(t, err)
-	for _, s := range services {
-		values := filepath.Join("..", "services", s.Name, "values.yaml")
-		rendered := map[string]string{}
-		for name, bin := range bins {
-			out, err := helm(t, bin, "lint", "--strict", chartDir, "-f", values)
-			assert.NoError(t, err, "%s lint %s:\n%s", name, s.Name, out)
-			out, err = helm(t, bin, "template", s.Name, chartDir, "-n", "cloudlab", "-f", values, "--kube-version", "1.32.0")
-			require.NoError(t, err, "%s template %s:\n%s", name, s.Name, out)
-			rendered[name] = out
+// catalogValues are the -f arguments of the services release: the catalog's values files, in
+// the order services/kustomization.yaml lists them.
+func catalogValues(t *testing.T) []string {
+	t.Helper()
+	var args []string
+	seen := map[string]bool{}
+	for _, s := range catalog(t).Services {
+		if !seen[s.File] {
+			seen[s.File] = true
+			args = append(args, "-f", filepath.Join("..", filepath.FromSlash(s.File)))
 		}
-		h3, err := render.DecodeObjects([]byte(rendered["helm3"]))
-		require.NoError(t, err)
-		h4, err := render.DecodeObjects([]byte(rendered["helm4"]))
-		require.NoError(t, err)
-		assert.Equal(t, h3, h4, "%s: Helm 3 and Helm 4 render different objects", s.Name)
-		assert.NotEmpty(t, h3, s.Name)
 	}
+	require.NotEmpty(t, args)
+	return args
 }
 
-// TestChartRejectsBadValues: a bad value fails the render with a message that names it.
+// TestChartLintAndHelmMajors: the release of the whole catalog passes `helm lint --strict` with
+// Helm 3 and Helm 4, and both render the same objects (Helm 4 separates documents with one more
+// blank line, so objects are compared, not bytes).
+func TestChartLintAndHelmMajors(t *testing.T) {
+	bins := helmBinaries(t)
+	values := catalogValues(t)
+	rendered := map[string][]*unstructured.Unstructured{}
+	for name, bin := range bins {
+		out, err := helm(t, bin, append([]string{"lint", "--strict", chartDir}, values...)...)
+		assert.NoError(t, err, "%s lint:\n%s", name, out)
+		out, err = helm(t, bin, append([]string{"template", "services", chartDir, "-n", "cloudlab", "--kube-version", "1.32.0"}, values...)...)
+		require.NoError(t, err, "%s template:\n%s", name, out)
+		rendered[name], err = render.DecodeObjects([]byte(out))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, rendered["helm3"], rendered["helm4"], "Helm 3 and Helm 4 render different objects")
+	assert.Len(t, deployments(rendered["helm3"]), len(catalog(t).Services), "one Deployment per catalog entry")
+}
+
+func deployments(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			out = append(out, o.GetName())
+		}
+	}
+	return out
+}
+
+// TestChartRejectsBadValues: a bad value fails the render, with Helm 3 and Helm 4, with a message
+// that names it: schema faults by their path, catalog faults by service and key.
 func TestChartRejectsBadValues(t *testing.T) {
 	bins := helmBinaries(t)
+	values := catalogValues(t)
 	cases := []struct {
 		name string
 		set  []string
 		want string
 	}{
-		{"missing probe", []string{"probes.liveness=null"}, "at '/probes': missing property 'liveness'"},
-		{"unknown key", []string{"replicaz=2"}, "additional properties 'replicaz' not allowed"},
-		{"unknown nested key", []string{"autoscaling.min=2"}, "at '/autoscaling': additional properties 'min' not allowed"},
-		{"non-exact image tag", []string{"image.tag=latest"}, "at '/image/tag': 'latest' does not match pattern"},
-		{"floating major tag", []string{"image.tag=1.2"}, "at '/image/tag': '1.2' does not match pattern"},
-		{"missing memory limit", []string{"resources.limits.memory=null"}, "at '/resources/limits': missing property 'memory'"},
-		{"unknown data store", []string{"dataStores={mongodb}"}, `dataStores: "mongodb" is not a store of this chart`},
-		{"public route without gateway", []string{"calledBy={order}"}, `publicRoute: "/api/auth" is set but calledBy does not contain "gateway"`},
-		{"min above max replicas", []string{"autoscaling.minReplicas=9"}, "autoscaling.minReplicas (9) is greater than autoscaling.maxReplicas (6)"},
+		{"missing default probe", []string{"serviceDefaults.probes.liveness=null"}, "at '/serviceDefaults/probes': missing property 'liveness'"},
+		{"unknown key of a service", []string{"services.auth.replicaz=2"}, "at '/services/auth': additional properties 'replicaz' not allowed"},
+		{"unknown nested key", []string{"services.auth.autoscaling.min=2"}, "at '/services/auth/autoscaling': additional properties 'min' not allowed"},
+		{"calledBy (calls are written by the caller only)", []string{"services.user.calledBy={auth}"}, "at '/services/user': additional properties 'calledBy' not allowed"},
+		{"non-exact image tag", []string{"services.auth.image.tag=latest"}, "at '/services/auth/image/tag': 'latest' does not match pattern"},
+		{"floating major tag", []string{"services.auth.image.tag=1.2"}, "at '/services/auth/image/tag': '1.2' does not match pattern"},
+		{"missing memory limit", []string{"serviceDefaults.resources.limits.memory=null"}, "at '/serviceDefaults/resources/limits': missing property 'memory'"},
+		{"service without image", []string{"services.billing.replicas=1"}, "at '/services/billing': missing property 'image'"},
+		{"service name not a DNS label", []string{"services.Billing.image.repository=ghcr.io/cloudlab/billing"}, "invalid propertyName 'Billing'"},
+		{"route outside /api/", []string{"services.auth.publicRoute.prefix=/auth"}, "at '/services/auth/publicRoute/prefix': '/auth' does not match pattern"},
+		{"unknown data store", []string{"services.auth.dataStores={mongodb}"}, `services.auth.dataStores: "mongodb" is not a store of this chart`},
+		{"unknown callee", []string{"services.auth.calls={billing}"}, `services.auth.calls: "billing" is not a service of the catalog`},
+		{"calls itself", []string{"services.auth.calls={auth}"}, `services.auth.calls: "auth" calls itself`},
+		{"overlapping routes", []string{"services.search.publicRoute.prefix=/api/authors"}, `services.search.publicRoute.prefix "/api/authors" starts with services.auth.publicRoute.prefix "/api/auth"`},
+		{"min above max replicas", []string{"services.auth.autoscaling.minReplicas=9"}, "services.auth.autoscaling.minReplicas (9) is greater than autoscaling.maxReplicas (6)"},
+		{"grace shorter than preStop", []string{"services.auth.shutdown.terminationGracePeriodSeconds=2"}, "services.auth.shutdown.terminationGracePeriodSeconds must be at least shutdown.preStopSleepSeconds"},
 	}
 	for _, tc := range cases {
 		for name, bin := range bins {
-			args := []string{"template", "auth", chartDir, "-f", "../services/auth/values.yaml"}
+			args := append([]string{"template", "services", chartDir}, values...)
 			for _, s := range tc.set {
 				args = append(args, "--set", s)
 			}
@@ -90,28 +119,32 @@ func TestChartRejectsBadValues(t *testing.T) {
 	}
 }
 
-// TestChartHelmTest: with tests on, the chart renders a `helm test` pod that GETs /readyz as a
-// native-sidecar meshed pod, and the service's policies admit exactly that pod for that path.
+// TestChartHelmTest: with tests on, the release renders a `helm test` pod per service that GETs
+// /readyz as a native-sidecar meshed pod, and each service's policies admit exactly that pod for
+// that path.
 func TestChartHelmTest(t *testing.T) {
 	bins := helmBinaries(t)
-	out, err := helm(t, bins["helm3"], "template", "user", chartDir, "-n", "cloudlab", "-f", "../services/user/values.yaml", "--set", "tests.enabled=true")
+	args := append([]string{"template", "services", chartDir, "-n", "cloudlab", "--set", "tests.enabled=true"}, catalogValues(t)...)
+	out, err := helm(t, bins["helm3"], args...)
 	require.NoError(t, err, out)
 	objs, err := render.DecodeObjects([]byte(out))
 	require.NoError(t, err)
 	found := map[string]bool{}
 	for _, o := range objs {
 		found[o.GetKind()+"/"+o.GetName()] = true
-		switch {
-		case o.GetKind() == "Pod":
+		if o.GetKind() == "Pod" {
 			assert.Equal(t, "test", o.GetAnnotations()["helm.sh/hook"])
 			assert.Equal(t, "true", o.GetAnnotations()["sidecar.istio.io/nativeSidecar"], "the proxy must exit when the test does")
-			assert.Contains(t, out, "http://user.cloudlab.svc.cluster.local:8080/readyz")
-		case o.GetKind() == "AuthorizationPolicy":
-			assert.Contains(t, out, "cluster.local/ns/cloudlab/sa/user-test")
-			assert.Contains(t, out, "paths: [/readyz]")
 		}
 	}
-	for _, want := range []string{"Pod/user-test-readyz", "ServiceAccount/user-test", "NetworkPolicy/user-test"} {
-		assert.True(t, found[want], "helm test renders %s", want)
+	assert.Contains(t, out, "http://user.cloudlab.svc.cluster.local:8080/readyz")
+	assert.Contains(t, out, "cluster.local/ns/cloudlab/sa/user-test")
+	assert.Contains(t, out, "paths: [/readyz]")
+	for _, s := range catalog(t).Names() {
+		for _, want := range []string{"Pod/" + s + "-test-readyz", "ServiceAccount/" + s + "-test", "NetworkPolicy/" + s + "-test"} {
+			assert.True(t, found[want], "helm test renders %s", want)
+		}
 	}
+	// The test pods' paths open no call: the catalog's calls are unchanged.
+	assert.Equal(t, check.CallStrings(catalog(t).Calls()), check.CallStrings(check.AuthorizationPolicyCalls(objs, "cloudlab", "cluster.local")))
 }

@@ -19,7 +19,7 @@ func TestClusters(t *testing.T) {
 	for _, c := range r.Clusters {
 		names = append(names, c.Name)
 	}
-	require.Equal(t, []string{"dev", "prod", "staging"}, names, "every environment has clusters/<env>/root-app.yaml")
+	require.Equal(t, []string{"dev", "prod", "staging"}, names, "every environment has clusters/<env>/bootstrap")
 	for _, s := range r.Stages {
 		t.Run(s.Name, func(t *testing.T) {
 			for _, f := range s.Findings {

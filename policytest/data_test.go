@@ -3,6 +3,7 @@ package policytest
 import (
 	"os"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/cloudlab/platform/policytest/internal/check"
@@ -120,48 +121,53 @@ func TestBackups(t *testing.T) {
 	}
 }
 
-// TestStoreClients: every client a store's NetworkPolicy admits from the application namespace
-// is a service that declares the store in its dataStores, and every such service is admitted.
+// TestStoreClients: the services a store's NetworkPolicy admits from the application namespace
+// (judged on the rendered Deployments' pod labels, whatever the selector's form) are exactly the
+// services that declare the store in their catalog entry.
 func TestStoreClients(t *testing.T) {
-	services, err := check.LoadServices("..")
-	require.NoError(t, err)
-	declared := map[string][]string{}
-	for _, s := range services {
-		for _, store := range s.DataStores {
-			declared[store] = append(declared[store], s.Name)
-		}
-	}
+	cat := catalog(t)
 	for _, c := range repo(t).Clusters {
-		admitted := map[string][]string{}
-		for _, np := range objectsOf(c, "NetworkPolicy", dataNamespace) {
-			store := np.GetName()
-			rules, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
-			for _, r := range rules {
-				peers, _, _ := unstructured.NestedSlice(r.(map[string]any), "from")
-				for _, p := range peers {
-					ns, _, _ := unstructured.NestedString(p.(map[string]any), "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name")
-					if ns != appNamespace {
-						continue
-					}
-					exprs, _, _ := unstructured.NestedSlice(p.(map[string]any), "podSelector", "matchExpressions")
-					for _, e := range exprs {
-						vals, _, _ := unstructured.NestedStringSlice(e.(map[string]any), "values")
-						admitted[store] = append(admitted[store], vals...)
-					}
-					if name, ok, _ := unstructured.NestedString(p.(map[string]any), "podSelector", "matchLabels", "app.kubernetes.io/name"); ok {
-						admitted[store] = append(admitted[store], name)
-					}
-				}
+		admitted := check.StoreClients(check.AllObjects(c), dataNamespace, appNamespace)
+		stores := map[string]bool{}
+		for _, s := range cat.Services {
+			for _, store := range s.DataStores {
+				stores[store] = true
 			}
 		}
-		for store, clients := range declared {
-			sort.Strings(clients)
-			got := append([]string{}, admitted[store]...)
-			sort.Strings(got)
-			assert.Equal(t, clients, got, "%s: clients admitted by NetworkPolicy %s = services that declare %s", c.Name, store, store)
+		for store := range stores {
+			want := cat.ClientsOf(store)
+			sort.Strings(want)
+			assert.Equal(t, want, admitted[store], "%s: clients admitted by NetworkPolicy %s = services that declare %s", c.Name, store, store)
 		}
-		for store := range admitted {
-			assert.Contains(t, declared, store, "%s: NetworkPolicy %s admits application clients, but no service declares %s", c.Name, store, store)
+		for store, clients := range admitted {
+			if len(clients) > 0 {
+				assert.True(t, stores[store], "%s: NetworkPolicy %s admits application clients %v, but no service declares %s", c.Name, store, clients, store)
+			}
+		}
+	}
+}
+
+// TestStoreClientLabels: every service's pods carry data.cloudlab.io/<store>: client for exactly
+// the stores of its catalog entry, so that a store's NetworkPolicy can admit its clients by
+// label instead of by a second list of names.
+func TestStoreClientLabels(t *testing.T) {
+	cat := catalog(t)
+	for _, c := range repo(t).Clusters {
+		for _, d := range objectsOf(c, "Deployment", appNamespace) {
+			s, ok := cat.Service(d.GetName())
+			require.True(t, ok, "%s: Deployment %s is not in the catalog", c.Name, d.GetName())
+			labels, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "labels")
+			got := map[string]string{}
+			for k, v := range labels {
+				if strings.HasPrefix(k, check.StoreClientLabelPrefix) {
+					got[k] = v
+				}
+			}
+			want := map[string]string{}
+			for _, store := range s.DataStores {
+				want[check.StoreClientLabelPrefix+store] = "client"
+			}
+			assert.Equal(t, want, got, "%s: store client labels of %s", c.Name, s.Name)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package policytest
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/cloudlab/platform/policytest/internal/check"
@@ -8,60 +10,68 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The service catalog (docs/services.md, from the architecture's section 5): every call that is
-// allowed. Written out here, independently of the service folders, so that a values change
-// which opens a call shows up as a test failure to review.
-var catalogEdges = []string{
-	// the ingress gateway, for the nine public routes
-	"gateway->analytics", "gateway->auth", "gateway->cart", "gateway->order", "gateway->product",
-	"gateway->recommendation", "gateway->search", "gateway->shipping", "gateway->user",
-	// service to service
-	"auth->user", "cart->product", "notification->user", "recommendation->product",
-	"order->cart", "order->inventory", "order->payment", "order->product", "order->user",
-}
-
 const appNamespace = "cloudlab"
 
-// TestCatalogEdges: in every cluster, the calls the NetworkPolicies allow, the calls the
-// AuthorizationPolicies allow and the calls the service folders declare are the same set, and
-// that set is the catalog.
-func TestCatalogEdges(t *testing.T) {
-	services, err := check.LoadServices("..")
+// catalog reads the service catalog (services/<name>/values.yaml, listed in
+// services/kustomization.yaml): the one place a call is written.
+func catalog(t *testing.T) *check.Catalog {
+	t.Helper()
+	c, err := check.LoadCatalog("..")
 	require.NoError(t, err)
-	declared, problems := check.DeclaredEdges(services)
-	assert.Empty(t, problems, "service folders disagree about their calls")
-	assert.ElementsMatch(t, catalogEdges, check.EdgeStrings(declared), "declared calls = the catalog")
+	return c
+}
 
+// TestCatalogLayout: one folder per service, each listed once in services/kustomization.yaml
+// and holding exactly the entry named after it; twelve services.
+func TestCatalogLayout(t *testing.T) {
+	c := catalog(t)
+	assert.Empty(t, c.Problems, "catalog layout")
+	assert.Len(t, c.Services, 12, "the catalog has twelve services")
+}
+
+// TestCatalogCalls: in every cluster, the calls the NetworkPolicies allow (both ends), the calls
+// the AuthorizationPolicies allow and the calls the Sidecars let a proxy make are exactly the
+// catalog's (the gateway has no Sidecar of ours).
+func TestCatalogCalls(t *testing.T) {
+	want := catalog(t).Calls()
+	require.NotEmpty(t, want)
+	var services []check.Call
+	for _, e := range want {
+		if e.Caller != check.Gateway {
+			services = append(services, e)
+		}
+	}
 	for _, c := range repo(t).Clusters {
-		network := check.NetworkEdges(c, appNamespace, 8080)
-		mesh := check.MeshEdges(c, appNamespace, "cluster.local", 8080)
-		assert.Equal(t, check.EdgeStrings(declared), check.EdgeStrings(network),
-			"%s: NetworkPolicies allow exactly the declared calls (extra: %s; missing: %s)", c.Name, check.Difference(network, declared), check.Difference(declared, network))
-		assert.Equal(t, check.EdgeStrings(declared), check.EdgeStrings(mesh),
-			"%s: AuthorizationPolicies allow exactly the declared calls (extra: %s; missing: %s)", c.Name, check.Difference(mesh, declared), check.Difference(declared, mesh))
+		objs := check.AllObjects(c)
+		for kind, got := range map[string][]check.Call{
+			"NetworkPolicies":       check.NetworkPolicyCalls(objs, appNamespace),
+			"AuthorizationPolicies": check.AuthorizationPolicyCalls(objs, appNamespace, "cluster.local"),
+		} {
+			assert.Equal(t, check.CallStrings(want), check.CallStrings(got),
+				"%s: %s allow exactly the catalog's calls (extra: %s; missing: %s)", c.Name, kind, check.Difference(got, want), check.Difference(want, got))
+		}
+		got := check.SidecarCalls(objs, appNamespace)
+		assert.Equal(t, check.CallStrings(services), check.CallStrings(got),
+			"%s: Sidecars reach exactly the catalog's callees (extra: %s; missing: %s)", c.Name, check.Difference(got, services), check.Difference(services, got))
 	}
 }
 
-// TestServicesPerCluster: twelve Deployments in cloudlab everywhere; prod has every object kind
-// per service; dev has no autoscaler or disruption budget for them.
+// TestServicesPerCluster: one Deployment per catalog service in cloudlab everywhere; prod has
+// every object kind per service; dev has no autoscaler or disruption budget for them.
 func TestServicesPerCluster(t *testing.T) {
-	services, err := check.LoadServices("..")
-	require.NoError(t, err)
-	require.Len(t, services, 12, "the catalog has twelve services")
+	services := catalog(t).Names()
 	for _, c := range repo(t).Clusters {
 		kinds := map[string]map[string]bool{} // kind -> service names
-		for _, a := range c.AllApps() {
-			for _, o := range a.Objects {
-				if o.GetNamespace() != appNamespace {
-					continue
-				}
-				if kinds[o.GetKind()] == nil {
-					kinds[o.GetKind()] = map[string]bool{}
-				}
-				kinds[o.GetKind()][o.GetLabels()["app.kubernetes.io/name"]] = true
+		for _, o := range check.AllObjects(c) {
+			if o.GetNamespace() != appNamespace {
+				continue
 			}
+			if kinds[o.GetKind()] == nil {
+				kinds[o.GetKind()] = map[string]bool{}
+			}
+			kinds[o.GetKind()][o.GetLabels()["app.kubernetes.io/name"]] = true
 		}
-		assert.Len(t, kinds["Deployment"], 12, "%s: Deployments in cloudlab", c.Name)
+		assert.Len(t, kinds["Deployment"], len(services), "%s: Deployments in cloudlab", c.Name)
 		want := []string{"Deployment", "Service", "ServiceAccount", "NetworkPolicy", "AuthorizationPolicy", "Sidecar", "DestinationRule", "ServiceMonitor"}
 		if c.Name == "dev" {
 			assert.Empty(t, kinds["HorizontalPodAutoscaler"], "dev has no HPA")
@@ -71,8 +81,35 @@ func TestServicesPerCluster(t *testing.T) {
 		}
 		for _, s := range services {
 			for _, k := range want {
-				assert.True(t, kinds[k][s.Name], "%s: %s has no %s", c.Name, s.Name, k)
+				assert.True(t, kinds[k][s], "%s: %s has no %s", c.Name, s, k)
 			}
 		}
 	}
+}
+
+// The catalog table of docs/services.md sits between these markers; TestServicesDocTable
+// regenerates it when UPDATE_DOCS=1 (`make docs`).
+const (
+	docTableBegin = "<!-- catalog table: generated from services/*/values.yaml by `make docs`; do not edit -->\n"
+	docTableEnd   = "<!-- end of catalog table -->\n"
+)
+
+// TestServicesDocTable: the catalog table in docs/services.md is the catalog's (a call added in a
+// values file and not in the docs fails here, with the command that fixes it).
+func TestServicesDocTable(t *testing.T) {
+	const doc = "../docs/services.md"
+	data, err := os.ReadFile(doc)
+	require.NoError(t, err)
+	text := string(data)
+	begin, end := strings.Index(text, docTableBegin), strings.Index(text, docTableEnd)
+	require.True(t, begin >= 0 && end > begin, "%s: the catalog table markers are missing", doc)
+	want := catalog(t).MarkdownTable()
+	got := text[begin+len(docTableBegin) : end]
+	if os.Getenv("UPDATE_DOCS") == "1" && got != want {
+		text = text[:begin+len(docTableBegin)] + want + text[end:]
+		require.NoError(t, os.WriteFile(doc, []byte(text), 0o644))
+		t.Logf("%s: catalog table regenerated", doc)
+		return
+	}
+	assert.Equal(t, want, got, "%s: the catalog table differs from services/*/values.yaml: run `make docs`", doc)
 }

@@ -29,7 +29,7 @@ type Sidecar struct {
 // renders no injector.
 func SidecarOf(c *render.Cluster) (Sidecar, error) {
 	var s Sidecar
-	for _, o := range allObjects(c) {
+	for _, o := range AllObjects(c) {
 		if o.GetKind() != "ConfigMap" || o.GetName() != "istio-sidecar-injector" {
 			continue
 		}
@@ -58,7 +58,7 @@ func Quotas(c *render.Cluster) ([]render.Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs := allObjects(c)
+	objs := AllObjects(c)
 	owner := map[*unstructured.Unstructured]string{}
 	for _, a := range c.AllApps() {
 		for _, o := range a.Objects {

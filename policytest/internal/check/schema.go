@@ -22,7 +22,7 @@ import (
 // CRD CEL rules are evaluated) against Kubernetes kubeVersion and the CRDs the cluster's own
 // Applications install (the pinned charts' CRDs: one source), with kubectl-validate: one run per
 // distinct set of CRDs, in parallel (all clusters share one set today). Bootstrap objects
-// (root-app.yaml) are included.
+// (clusters/<env>/bootstrap) are included.
 func Schema(validator, kubeVersion string, clusters []*render.Cluster) ([]render.Finding, error) {
 	groups := map[string][]*render.Cluster{} // CRD set fingerprint -> clusters
 	var keys []string
@@ -40,7 +40,7 @@ func Schema(validator, kubeVersion string, clusters []*render.Cluster) ([]render
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = validate(validator, kubeVersion, groups[key])
+			results[i], errs[i] = Validate(validator, kubeVersion, CRDs(groups[key][0]), groups[key])
 		}()
 	}
 	wg.Wait()
@@ -59,7 +59,7 @@ func Schema(validator, kubeVersion string, clusters []*render.Cluster) ([]render
 func crdFingerprint(c *render.Cluster) string {
 	h := sha256.New()
 	var parts []string
-	for _, o := range crdsOf(c) {
+	for _, o := range CRDs(c) {
 		js, _ := o.MarshalJSON()
 		parts = append(parts, fmt.Sprintf("%s %x", o.GetName(), sha256.Sum256(js)))
 	}
@@ -70,8 +70,8 @@ func crdFingerprint(c *render.Cluster) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-// crdsOf lists the CustomResourceDefinitions among a cluster's rendered objects.
-func crdsOf(c *render.Cluster) []*unstructured.Unstructured {
+// CRDs lists the CustomResourceDefinitions among a cluster's rendered objects.
+func CRDs(c *render.Cluster) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, a := range c.AllApps() {
 		for _, o := range a.Objects {
@@ -83,10 +83,10 @@ func crdsOf(c *render.Cluster) []*unstructured.Unstructured {
 	return out
 }
 
-// validate runs kubectl-validate on the objects of clusters that install the same CRDs. An
-// object rendered identically in several clusters is validated once (the result is the same) and
-// reported for each; the unique objects are split over parallel runs, one per CPU.
-func validate(validator, kubeVersion string, clusters []*render.Cluster) ([]render.Finding, error) {
+// Validate runs kubectl-validate on the objects of clusters against Kubernetes kubeVersion and
+// crds. An object rendered identically in several clusters is validated once (the result is the
+// same) and reported for each; the unique objects are split over parallel runs, one per CPU.
+func Validate(validator, kubeVersion string, crds []*unstructured.Unstructured, clusters []*render.Cluster) ([]render.Finding, error) {
 	dir, err := os.MkdirTemp("", "cloudlab-schema-")
 	if err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func validate(validator, kubeVersion string, clusters []*render.Cluster) ([]rend
 	if err := os.MkdirAll(crdDir, 0o755); err != nil {
 		return nil, err
 	}
-	for i, o := range crdsOf(clusters[0]) {
+	for i, o := range crds {
 		y, err := yaml.Marshal(o.Object)
 		if err != nil {
 			return nil, err

@@ -1,18 +1,47 @@
-{{/* The service name: names every object and is app.kubernetes.io/name. */}}
-{{- define "svc.name" -}}
-{{- default .Release.Name .Values.name | trunc 63 | trimSuffix "-" -}}
+{{/*
+The chart renders one set of objects per catalog entry: a per-service template ranges over
+.Values.services and, for each name, calls svc.resolve on a fresh dict (root, name). svc.resolve
+fills that dict in place (a JSON round trip through include would turn integers into floats):
+  .name     the service name (the catalog key)
+  .svc      serviceDefaults with the entry merged over it
+  .callers  the services whose `calls` name this one, in name order
+  .public   whether it has a public route (the ingress gateway calls it)
+  .Values, .Release, .Chart   those of the release, for cluster-wide values
+*/}}
+{{- define "svc.resolve" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $svc := mergeOverwrite (deepCopy $root.Values.serviceDefaults) (deepCopy (index $root.Values.services $name)) -}}
+{{- $callers := list -}}
+{{- range $other, $entry := $root.Values.services }}
+{{- if has $name ($entry.calls | default list) }}{{ $callers = append $callers $other }}{{ end }}
+{{- end -}}
+{{- $_ := set . "svc" $svc -}}
+{{- $_ := set . "callers" $callers -}}
+{{- $_ := set . "public" (ne $svc.publicRoute.prefix "") -}}
+{{- $_ := set . "Values" $root.Values -}}
+{{- $_ := set . "Release" $root.Release -}}
+{{- $_ := set . "Chart" $root.Chart -}}
+{{- include "svc.validate" . -}}
 {{- end -}}
 
-{{/* Selector labels: stable for the life of the Deployment (never add to them). */}}
+{{/* Selector labels: stable for the life of the Deployment (never add to them). The instance
+is the service, not the release: every service is its own instance of the chart, and its
+selector must not change if the release is renamed. */}}
 {{- define "svc.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "svc.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .name }}
 {{- end -}}
 
-{{/* Labels of every object. No version label: the environment's kustomize `images:` owns the
-tag, so a version rendered here would be wrong after promotion. */}}
+{{/* Labels of every object of a service. No version label: the environment's kustomize
+`images:` owns the tag, so a version rendered here would be wrong after promotion. */}}
 {{- define "svc.labels" -}}
 {{ include "svc.selectorLabels" . }}
+{{ include "chart.commonLabels" . }}
+{{- end -}}
+
+{{/* Labels every object of this chart carries. */}}
+{{- define "chart.commonLabels" -}}
 app.kubernetes.io/component: service
 app.kubernetes.io/part-of: cloudlab
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -21,15 +50,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* Metadata of a namespaced object named after the service. */}}
 {{- define "svc.metadata" -}}
-name: {{ include "svc.name" . }}
+name: {{ .name }}
 namespace: {{ .Release.Namespace }}
 labels:
   {{- include "svc.labels" . | nindent 2 }}
 {{- end -}}
 
+{{/* The label by which a data store's NetworkPolicy admits its clients' pods
+(platform/data/<store>/networkpolicy.yaml): data.cloudlab.io/<store>: client. */}}
+{{- define "svc.storeClientLabels" -}}
+{{- range $i, $store := .svc.dataStores }}{{ if $i }}{{ "\n" }}{{ end }}data.cloudlab.io/{{ $store }}: client{{ end -}}
+{{- end -}}
+
 {{/* The replica count the service never goes below: what the PDB protects. */}}
 {{- define "svc.guaranteedReplicas" -}}
-{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicas }}{{ end -}}
+{{- if .svc.autoscaling.enabled }}{{ .svc.autoscaling.minReplicas }}{{ else }}{{ .svc.replicas }}{{ end -}}
 {{- end -}}
 
 {{/* SPIFFE principal of a workload's ServiceAccount. */}}
@@ -37,31 +72,42 @@ labels:
 {{ .root.Values.mesh.trustDomain }}/ns/{{ .namespace }}/sa/{{ .account }}
 {{- end -}}
 
-{{/* Services (not the gateway) that call this one. */}}
-{{- define "svc.callers" -}}
-{{- without .Values.calledBy "gateway" | toJson -}}
+{{/* Cross-field checks of one service the schema cannot express, each failing with a message
+that names the value. */}}
+{{- define "svc.validate" -}}
+{{- $where := printf "services.%s" .name -}}
+{{- range .svc.dataStores }}
+{{- if not (hasKey $.Values.stores .) }}
+{{- fail (printf "%s.dataStores: %q is not a store of this chart (known: %s)" $where . (keys $.Values.stores | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- range .svc.calls }}
+{{- if eq . $.name }}{{ fail (printf "%s.calls: %q calls itself" $where .) }}{{ end }}
+{{- if not (hasKey $.Values.services .) }}
+{{- fail (printf "%s.calls: %q is not a service of the catalog (known: %s)" $where . (keys $.Values.services | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- if and .svc.autoscaling.enabled (gt (int .svc.autoscaling.minReplicas) (int .svc.autoscaling.maxReplicas)) }}
+{{- fail (printf "%s.autoscaling.minReplicas (%v) is greater than autoscaling.maxReplicas (%v)" $where .svc.autoscaling.minReplicas .svc.autoscaling.maxReplicas) }}
+{{- end }}
+{{- if lt (int .svc.shutdown.terminationGracePeriodSeconds) (int .svc.shutdown.preStopSleepSeconds) }}
+{{- fail (printf "%s.shutdown.terminationGracePeriodSeconds must be at least shutdown.preStopSleepSeconds" $where) }}
+{{- end }}
 {{- end -}}
 
-{{/* Cross-field checks the schema cannot express, each failing with a message naming the value. */}}
-{{- define "svc.validate" -}}
-{{- $name := include "svc.name" . -}}
-{{- range .Values.dataStores }}
-{{- if not (hasKey $.Values.stores .) }}
-{{- fail (printf "dataStores: %q is not a store of this chart (known: %s)" . (keys $.Values.stores | sortAlpha | join ", ")) }}
+{{/* Checks across the catalog: public route prefixes are distinct and none starts another
+(Istio matches a prefix as a string, so /api/auth would also take /api/authors). */}}
+{{- define "catalog.validate" -}}
+{{- $prefixes := dict -}}
+{{- range $name, $_ := .Values.services }}
+{{- $s := dict "root" $ "name" $name }}{{ include "svc.resolve" $s }}
+{{- with $s.svc.publicRoute.prefix }}{{ $_ := set $prefixes $name . }}{{ end }}
+{{- end }}
+{{- range $a, $pa := $prefixes }}
+{{- range $b, $pb := $prefixes }}
+{{- if and (ne $a $b) (hasPrefix $pa $pb) }}
+{{- fail (printf "services.%s.publicRoute.prefix %q starts with services.%s.publicRoute.prefix %q: the gateway could not tell them apart (use distinct first path segments)" $b $pb $a $pa) }}
 {{- end }}
 {{- end }}
-{{- if has $name .Values.calls }}{{ fail (printf "calls: %q calls itself" $name) }}{{ end }}
-{{- if has "gateway" .Values.calls }}{{ fail "calls: \"gateway\" is a caller, not a callee; use calledBy" }}{{ end }}
-{{- if and (has "gateway" .Values.calledBy) (not .Values.publicRoute) }}
-{{- fail "publicRoute: required when calledBy contains \"gateway\" (the ingress gateway only routes public paths)" }}
-{{- end }}
-{{- if and .Values.publicRoute (not (has "gateway" .Values.calledBy)) }}
-{{- fail (printf "publicRoute: %q is set but calledBy does not contain \"gateway\"" .Values.publicRoute) }}
-{{- end }}
-{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
-{{- fail (printf "autoscaling.minReplicas (%v) is greater than autoscaling.maxReplicas (%v)" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
-{{- end }}
-{{- if lt (int .Values.shutdown.terminationGracePeriodSeconds) (int .Values.shutdown.preStopSleepSeconds) }}
-{{- fail "shutdown.terminationGracePeriodSeconds must be at least shutdown.preStopSleepSeconds" }}
 {{- end }}
 {{- end -}}

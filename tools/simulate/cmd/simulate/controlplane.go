@@ -33,6 +33,7 @@ type ControlPlane struct {
 	Client     kubernetes.Interface
 	Dynamic    dynamic.Interface
 	Kubeconfig string
+	APIPort    int
 }
 
 func freePort() (int, error) {
@@ -45,7 +46,9 @@ func freePort() (int, error) {
 }
 
 // StartControlPlane starts everything in dir; logs of each process go to dir/<name>.log.
-func StartControlPlane(ctx context.Context, dir, binDir, kwok, kwokStages string) (*ControlPlane, error) {
+// advertise, when set, is the address the API server publishes in the kubernetes Service (a real
+// node's pods reach it there) while it listens on loopback only.
+func StartControlPlane(ctx context.Context, dir, binDir, kwok, kwokStages, advertise string) (*ControlPlane, error) {
 	cp := &ControlPlane{dir: dir}
 	ok := false
 	defer func() {
@@ -107,8 +110,13 @@ func StartControlPlane(ctx context.Context, dir, binDir, kwok, kwokStages string
 	if err != nil {
 		return nil, err
 	}
+	cp.APIPort = apiPort
 	certDir := filepath.Join(dir, "pki")
-	if err := cp.run("kube-apiserver", filepath.Join(binDir, "kube-apiserver"),
+	var nodeArgs []string
+	if advertise != "" {
+		nodeArgs = []string{"--advertise-address=" + advertise, "--kubelet-preferred-address-types=InternalIP"}
+	}
+	if err := cp.run("kube-apiserver", filepath.Join(binDir, "kube-apiserver"), append(nodeArgs,
 		"--etcd-servers="+cu.String(),
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort), "--cert-dir="+certDir,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -116,7 +124,7 @@ func StartControlPlane(ctx context.Context, dir, binDir, kwok, kwokStages string
 		"--token-auth-file="+tokenFile, "--authorization-mode=RBAC",
 		"--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=false",
 		// The admission plugins of a real cluster stay on (Pod Security, ResourceQuota, LimitRanger...).
-	); err != nil {
+	)...); err != nil {
 		return nil, err
 	}
 	cp.Config = &rest.Config{

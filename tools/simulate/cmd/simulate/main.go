@@ -18,10 +18,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/cloudlab/platform/tools/simulate/realnode"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -36,6 +40,10 @@ func main() {
 	extra := flag.String("extra", "", "a YAML file of extra objects to apply last (tests: an oversized pod)")
 	drains := flag.Bool("drains", true, "run the rolling drain of every node")
 	readyTimeout := flag.Duration("ready-timeout", 3*time.Minute, "how long everything may take to become ready")
+	realNode := flag.String("real-node", "", "folder of the real node's programs (kubelet, containerd...): run the services on a real node (docs/simulate.md)")
+	podinfo := flag.String("podinfo", "", "folder with podinfo and its ui/ (real node)")
+	imageBins := flag.String("image-bins", "", "folder with the probe and pause programs (real node)")
+	imageCache := flag.String("image-cache", filepath.Join(os.TempDir(), "cloudlab-images"), "where the real node keeps its image archives")
 	flag.Parse()
 	if *cluster == "" || *binDir == "" {
 		fmt.Fprintln(os.Stderr, "usage: simulate -cluster <env> -bin <dir> -kwok <path>")
@@ -44,8 +52,13 @@ func main() {
 	if *rendered == "" {
 		*rendered = filepath.Join(*repo, "rendered", *cluster)
 	}
-	r := &Run{Cluster: *cluster, Repo: *repo, Rendered: *rendered, Bin: *binDir, Kwok: *kwok, Istioctl: *istioctl, Extra: *extra, Drains: *drains, ReadyTimeout: *readyTimeout, start: time.Now()}
-	ok, err := r.Main(context.Background())
+	r := &Run{Cluster: *cluster, Repo: *repo, Rendered: *rendered, Bin: *binDir, Kwok: *kwok, Istioctl: *istioctl, Extra: *extra, Drains: *drains, ReadyTimeout: *readyTimeout, start: time.Now(),
+		RealNode: *realNode, Podinfo: *podinfo, ImageBins: *imageBins, ImageCache: *imageCache}
+	// ^C or SIGTERM cancels the run; Main then stops everything it started (the real node's
+	// processes, mounts, netfilter rules...) before the process exits.
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	ok, err := r.Main(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "simulate:", err)
 		os.Exit(2)
@@ -58,11 +71,15 @@ func main() {
 // Run is one simulation of one environment.
 type Run struct {
 	Cluster, Repo, Rendered, Bin, Kwok, Istioctl, Extra string
-	Drains                                              bool
-	ReadyTimeout                                        time.Duration
-	start                                               time.Time
-	report                                              strings.Builder
-	failed                                              bool
+	// The real node (empty RealNode: none): its programs, podinfo, the probe and pause programs.
+	RealNode, Podinfo, ImageBins, ImageCache string
+	podinfoRef                               string
+	cp                                       *ControlPlane
+	Drains                                   bool
+	ReadyTimeout                             time.Duration
+	start                                    time.Time
+	report                                   strings.Builder
+	failed                                   bool
 }
 
 func (r *Run) log(format string, args ...any) {
@@ -109,18 +126,62 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 		}
 	}()
 
+	// dev's services as rendered, before the simulation adds sidecars: what the real node runs.
+	var originals []*unstructured.Unstructured
+	if r.RealNode != "" {
+		for _, w := range waves {
+			for _, o := range w.Objects {
+				if o.GetKind() == "Deployment" && o.GetNamespace() == realNamespace {
+					originals = append(originals, o.DeepCopy())
+				}
+			}
+		}
+		if reason := realnode.Preflight(); reason != "" && os.Getenv("CLOUDLAB_REQUIRE_REAL_NODE") == "1" {
+			// CI installs what the real node needs: there a skip is a failure (.ci/run).
+			r.verdict("real node can run here (CLOUDLAB_REQUIRE_REAL_NODE=1)", []string{reason})
+			r.RealNode = ""
+		} else if reason != "" {
+			r.out("SKIP real node: %s; the simulated part runs as usual", reason)
+			r.RealNode = ""
+		} else if r.podinfoRef, err = podinfoImage(originals); err != nil {
+			return false, err
+		} else if err = checkPodinfoVersion(r.Podinfo, r.podinfoRef); err != nil {
+			return false, err
+		}
+	}
+	advertise := ""
+	if r.RealNode != "" {
+		advertise = realnode.NodeIP
+	}
+
 	r.log("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) in %s", work)
-	cp, err := StartControlPlane(ctx, work, r.Bin, r.Kwok, filepath.Join(r.Repo, "tools", "simulate", "kwok-stages.yaml"))
+	cp, err := StartControlPlane(ctx, work, r.Bin, r.Kwok, filepath.Join(r.Repo, "tools", "simulate", "kwok-stages.yaml"), advertise)
 	if err != nil {
 		return false, fmt.Errorf("%w (logs in %s)", err, work)
 	}
 	defer cp.Stop()
+	r.cp = cp
 	pctx, stopProvisioner := context.WithCancel(ctx)
 	defer stopProvisioner()
 	go Provision(pctx, cp)
 
 	if err := CreateNodes(ctx, cp, shape); err != nil {
 		return false, err
+	}
+	var nodeCh <-chan nodeResult
+	var node *realnode.Node
+	if r.RealNode != "" {
+		r.log("starting the real node in the background (logs in %s)", filepath.Join(work, "realnode"))
+		nodeCh = r.startRealNode(ctx, cp, shape.Nodes[0].Zone)
+		defer func() {
+			if node == nil { // still starting: wait for it, then stop it
+				if res := <-nodeCh; res.node != nil {
+					res.node.Stop()
+				}
+			} else if problems := node.Stop(); len(problems) > 0 {
+				r.out("     real node clean-up: %s", strings.Join(problems, "; "))
+			}
+		}()
 	}
 	var all []*unstructured.Unstructured
 	for i, w := range waves {
@@ -206,14 +267,46 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 		r.verdict(fmt.Sprintf("rolling drain of all %d nodes: PDBs respected, quorums and services kept", len(shape.Nodes)), dedupe(problems))
 	}
 	if r.Cluster == "prod" && len(notReady) == 0 {
-		zone := shape.Nodes[0].Zone
+		// The zone of PostgreSQL's primary, the worst zone to lose for writes (its failover is
+		// manual); the first zone if there is none.
+		before, _ := Snap(ctx, cp)
+		zone := primaryZone(before, shape.Nodes[0].Zone)
 		problems, pending := LoseZone(ctx, cp, zone, r.log)
 		r.verdict(fmt.Sprintf("zone %s lost: quorums keep a majority, services keep serving, the rest reschedules", zone), problems)
 		if len(pending) > 0 {
 			r.out("     (waiting for their zone's volumes, as expected: %s)", strings.Join(pending, ", "))
 		}
+		if before != nil {
+			lost := map[string]bool{}
+			for _, n := range before.Nodes {
+				lost[n.Name] = n.Labels[zoneLabel] == zone
+			}
+			r.out("     writes per store with zone %s lost:", zone)
+			for _, line := range StoreWrites(ctx, cp, before, lost) {
+				r.out("       %s", line)
+			}
+		}
 		if after, err := Snap(ctx, cp); err == nil {
 			r.capacity(after, nil)
+		}
+	}
+	if nodeCh != nil {
+		res := <-nodeCh
+		node = res.node
+		if res.err != nil {
+			r.verdict("real node started (kubelet, containerd, kube-proxy, enforcer, CoreDNS)", []string{res.err.Error() + " (logs in " + filepath.Join(work, "realnode") + ")"})
+		} else {
+			r.log("real node ready: %s", strings.Join(node.Timings, ", "))
+			var all []*unstructured.Unstructured
+			for _, w := range waves {
+				all = append(all, w.Objects...)
+			}
+			if err := r.realNodeChecks(ctx, node, applier, originals, all); err != nil {
+				r.verdict("real node checks ran", []string{err.Error()})
+			}
+			if r.failed {
+				r.out("     real node logs (kubelet, containerd, kube-proxy, netpol) in %s", filepath.Join(work, "realnode"))
+			}
 		}
 	}
 	r.out("== simulate %s: %s in %.0fs", r.Cluster, map[bool]string{true: "FAILED", false: "passed"}[r.failed], time.Since(r.start).Seconds())

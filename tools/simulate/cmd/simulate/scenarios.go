@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/cloudlab/platform/tools/simulate/realnode"
 	"os"
 	"sort"
 	"strings"
@@ -56,7 +58,37 @@ func Snap(ctx context.Context, cp *ControlPlane) (*Snapshot, error) {
 		return nil, err
 	}
 	s.Nodes, s.Pods, s.Deployments, s.StatefulSets, s.PDBs = nodes.Items, pods.Items, deps.Items, sts.Items, pdbs.Items
+	s.withoutRealNode()
 	return s, nil
+}
+
+// withoutRealNode leaves out the real node, its pods and its add-ons (CoreDNS): the scenarios
+// judge the environment's shape, and the real node is not part of it (docs/simulate.md).
+func (s *Snapshot) withoutRealNode() {
+	real := map[string]bool{}
+	nodes := s.Nodes[:0]
+	for _, n := range s.Nodes {
+		if n.Labels[realnode.TaintKey] == "true" {
+			real[n.Name] = true
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	s.Nodes = nodes
+	pods := s.Pods[:0]
+	for _, p := range s.Pods {
+		if !real[p.Spec.NodeName] {
+			pods = append(pods, p)
+		}
+	}
+	s.Pods = pods
+	deps := s.Deployments[:0]
+	for _, d := range s.Deployments {
+		if d.Labels[realnode.TaintKey] != "true" {
+			deps = append(deps, d)
+		}
+	}
+	s.Deployments = deps
 }
 
 func replicasOf(p *int32) int32 {

@@ -1,0 +1,84 @@
+package realnode
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+)
+
+// Target and Result are the probe's (cmd/probe) input and output.
+type Target struct {
+	ID       string        `json:"id"`
+	Kind     string        `json:"kind"`
+	Address  string        `json:"address"`
+	Timeout  time.Duration `json:"timeout"`
+	RetryFor time.Duration `json:"retryFor"`
+}
+
+type Result struct {
+	ID        string   `json:"id"`
+	Outcome   string   `json:"outcome"`
+	Addresses []string `json:"addresses,omitempty"`
+	Attempts  int      `json:"attempts"`
+	Millis    int64    `json:"millis"`
+}
+
+// PollResult is what `probe poll` prints.
+type PollResult struct {
+	Requests      int      `json:"requests"`
+	Failures      int      `json:"failures"`
+	Errors        []string `json:"errors,omitempty"`
+	SlowestMillis int64    `json:"slowestMillis"`
+}
+
+// Exec runs a command in a container of a pod through the API server and the kubelet (as
+// kubectl exec does) and returns its standard output.
+func (n *Node) Exec(ctx context.Context, ns, pod, container string, stdin io.Reader, cmd ...string) ([]byte, error) {
+	req := n.cfg.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdin: stdin != nil, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(n.cfg.Config, "GET", req.URL().String())
+	if err != nil {
+		return nil, err
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(n.cfg.Config, "POST", req.URL())
+	if err != nil {
+		return nil, err
+	}
+	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	var out, errb bytes.Buffer
+	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: &out, Stderr: &errb}); err != nil {
+		return out.Bytes(), fmt.Errorf("exec in %s/%s: %w: %s", ns, pod, err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+// Check runs `probe check` with the targets in a pod's probe container.
+func (n *Node) Check(ctx context.Context, ns, pod string, targets []Target) (map[string]Result, error) {
+	arg, _ := json.Marshal(targets)
+	out, err := n.Exec(ctx, ns, pod, "probe", nil, "/probe", "check", string(arg))
+	if err != nil {
+		return nil, err
+	}
+	results := map[string]Result{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var r Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("probe in %s/%s printed %q: %w", ns, pod, sc.Text(), err)
+		}
+		results[r.ID] = r
+	}
+	return results, nil
+}
