@@ -150,11 +150,7 @@ func BootstrapPath(name string) string { return "clusters/" + name + "/bootstrap
 // opts.APIVersions first (a guess: e.g. the previous render's) and again with the versions their
 // output actually installs, until both agree.
 func LoadCluster(opts Options, name string) (*Cluster, error) {
-	kopts, err := kustomizeOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	c, err := bootstrap(opts, kopts, name)
+	c, kopts, err := bootstrap(opts, name)
 	if err != nil {
 		return nil, err
 	}
@@ -185,12 +181,16 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 
 // bootstrap reads a cluster's root: it builds clusters/<name>/bootstrap, which holds the
 // AppProject and the Application `root` and nothing else.
-func bootstrap(opts Options, kopts *krusty.Options, name string) (*Cluster, error) {
+func bootstrap(opts Options, name string) (*Cluster, *krusty.Options, error) {
+	kopts, err := kustomizeOptions(opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	c := &Cluster{Name: name, Projects: map[string]*v1alpha1.AppProject{}, repoRoot: opts.RepoRoot}
 	dir := BootstrapPath(name)
 	objs, err := Kustomize(kopts, filepath.Join(opts.RepoRoot, filepath.FromSlash(dir)))
 	if err != nil {
-		return nil, fmt.Errorf("%s does not build: %w", dir, err)
+		return nil, nil, fmt.Errorf("%s does not build: %w", dir, err)
 	}
 	c.Bootstrap = objs
 	for _, o := range objs {
@@ -199,24 +199,24 @@ func bootstrap(opts Options, kopts *krusty.Options, name string) (*Cluster, erro
 			if o.GetName() == RootName {
 				app, err := toApplication(o)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w", dir, err)
+					return nil, nil, fmt.Errorf("%s: %w", dir, err)
 				}
 				c.Root = &App{Application: app}
 			}
 		case "AppProject":
 			p, err := toProject(o)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", dir, err)
+				return nil, nil, fmt.Errorf("%s: %w", dir, err)
 			}
 			c.Projects[p.Name] = p
 		}
 	}
 	if c.Root == nil {
-		return nil, fmt.Errorf("%s: no Application named %q", dir, RootName)
+		return nil, nil, fmt.Errorf("%s: no Application named %q", dir, RootName)
 	}
 	c.RepoURL = c.Root.Application.Spec.GetSource().RepoURL
 	c.describe(opts, c.Root)
-	return c, nil
+	return c, kopts, nil
 }
 
 // children reads the child Applications and AppProjects from the root's objects.

@@ -115,11 +115,7 @@ func LoadRendered(opts Options, dir, name string) (*Cluster, error) {
 		}
 		files[e.Name] = data
 	}
-	kopts, err := kustomizeOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	c, err := bootstrap(opts, kopts, name)
+	c, _, err := bootstrap(opts, name)
 	if err != nil {
 		return nil, err
 	}

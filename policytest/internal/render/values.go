@@ -223,48 +223,40 @@ func addTree(a, b known) {
 	}
 }
 
-// addPath adds a path a template reads; it stops at a leaf (which accepts everything already).
-func addPath(tree known, p []string) {
-	node := tree
-	for i, k := range p {
-		next, ok := node[k]
-		if !ok {
-			if i == len(p)-1 {
-				node[k] = leaf
-				return
-			}
-			n := known{}
-			node[k] = n
-			node = n
-			continue
-		}
-		m, isNode := next.(known)
-		if !isNode {
-			return
-		}
-		node = m
-	}
-}
-
-// setLeaf makes the node at p a leaf: everything below it is accepted (a leaf above p already
-// accepts everything).
-func setLeaf(tree known, p []string) {
+// parentOf walks to the node that holds the last key of p, creating missing nodes on the way;
+// false when a leaf lies on the way (it accepts everything below it already).
+func parentOf(tree known, p []string) (known, bool) {
 	node := tree
 	for _, k := range p[:len(p)-1] {
 		next, ok := node[k]
 		if !ok {
 			n := known{}
-			node[k] = n
-			node = n
+			node[k], node = n, n
 			continue
 		}
 		m, isNode := next.(known)
 		if !isNode {
-			return
+			return nil, false
 		}
 		node = m
 	}
-	node[p[len(p)-1]] = leaf
+	return node, true
+}
+
+// addPath adds a path a template reads, as a leaf when it is new.
+func addPath(tree known, p []string) {
+	if parent, ok := parentOf(tree, p); ok {
+		if _, exists := parent[p[len(p)-1]]; !exists {
+			parent[p[len(p)-1]] = leaf
+		}
+	}
+}
+
+// setLeaf makes the node at p a leaf: everything below it is accepted.
+func setLeaf(tree known, p []string) {
+	if parent, ok := parentOf(tree, p); ok {
+		parent[p[len(p)-1]] = leaf
+	}
 }
 
 // subtree is the node at prefix (created when missing).
