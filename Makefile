@@ -12,7 +12,13 @@ export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL DYFF PROMTOOL PRO
 
 # The render command (policytest/cmd/render): every Application as Argo CD renders it, upstream
 # charts included (from policytest/charts), one file per Application and an index.json.
-RENDER := go run ./policytest/cmd/render -helm $(HELM)
+# It and the policytest test binary are linked only when a source of policytest/ or go.mod/go.sum
+# changes: `go run` and `go test` link them anew each time (~8 s of CPU apiece).
+POLICYTEST_SOURCES := $(shell find policytest -name '*.go' -not -path '*/testdata/*') go.mod go.sum
+RENDER_BIN := rendered/.bin/render
+RENDER := $(RENDER_BIN) -helm $(HELM)
+$(RENDER_BIN): $(POLICYTEST_SOURCES)
+	@mkdir -p $(@D) && go build -o $@ ./policytest/cmd/render
 
 # make simulate CLUSTER=dev runs dev's services on a real node (docs/simulate.md); REAL=0 skips it.
 REAL ?= 1
@@ -29,7 +35,7 @@ help: ## list the targets
 # needs it (go test, the simulation) next to what does not (checksums, vet, opa), as many at
 # once as make may (-j); each prints its time when it ends (tools/timed). Independent stages
 # added later only need a target and a place in VERIFY_STAGES.
-VERIFY_STAGES := verify-checksums verify-vet verify-vet-promql verify-opa verify-test verify-simulate
+VERIFY_STAGES := verify-checksums verify-vet verify-vet-promql verify-opa verify-test verify-stores verify-simulate
 VERIFY_JOBS ?= 4
 # GNU make >= 4 keeps each stage's output together; older makes interleave it.
 OUTPUT_SYNC := $(if $(filter output-sync,$(.FEATURES)),--output-sync=target)
@@ -47,16 +53,30 @@ verify-vet-promql:
 	@tools/timed go-vet-promql bash -c 'cd tools/promql && go vet ./...'
 verify-opa:
 	@tools/timed opa-test $(OPA) test policy/
-render-all: $(HELM) ## render every cluster into rendered/<env>/ (findings stay in each index.json)
+render-all: $(HELM) $(RENDER_BIN) ## render every cluster into rendered/<env>/ (findings stay in each index.json)
 	@tools/timed render $(RENDER) -cluster all -out rendered -keep-going
-verify-test: render-all
-	@set -o pipefail; RENDERED=rendered tools/timed go-test go test -count=1 -v ./policytest/... 2>&1 \
-	  | grep --line-buffered -vE '^ *(=== (RUN|PAUSE|CONT)|--- PASS)'
+# The Go tests of policytest, linked only when a source changes (go test would link them anew
+# each time) and run as two stages: the stores' scripts against real PostgreSQL and Redis (they
+# mostly wait on those servers) beside everything else. Each test binary runs in its package's
+# folder, as go test runs it; go vet ran in its own stage.
+TESTS_BIN := $(CURDIR)/rendered/.bin/tests
+POLICYTEST := $(TESTS_BIN)/policytest.test
+INTERNAL_TESTS := $(patsubst %/,%,$(sort $(dir $(wildcard policytest/internal/*/*_test.go))))
+RUN_POLICYTEST = cd policytest && RENDERED=rendered $(POLICYTEST) -test.count=1 -test.v -test.timeout=15m
+RUN_INTERNAL_TESTS = $(foreach d,$(INTERNAL_TESTS),(cd $(d) && $(TESTS_BIN)/$(notdir $(d)).test -test.count=1 && echo "ok  $(d)") &&) true
+HIDE_PASSES := grep --line-buffered -vE '^ *(=== (RUN|PAUSE|CONT|NAME)|--- PASS)'
+STORE_TESTS := Scripts$$
+$(POLICYTEST): $(POLICYTEST_SOURCES)
+	@mkdir -p $(@D) && go test -c -o $(@D)/ ./policytest/ $(addprefix ./,$(INTERNAL_TESTS)) >/dev/null
+verify-test: render-all $(POLICYTEST)
+	@set -o pipefail; tools/timed go-test bash -c '($(RUN_POLICYTEST) -test.skip "$(STORE_TESTS)") && $(RUN_INTERNAL_TESTS)' 2>&1 | $(HIDE_PASSES)
+verify-stores: render-all $(POLICYTEST)
+	@set -o pipefail; tools/timed go-test-stores bash -c '$(RUN_POLICYTEST) -test.run "$(STORE_TESTS)"' 2>&1 | $(HIDE_PASSES)
 verify-simulate: render-all
 	@tools/timed simulate-all $(MAKE) --no-print-directory simulate-rendered
 
 .PHONY: render
-render: $(HELM) ## write what Argo CD applies to CLUSTER (default dev) into rendered/CLUSTER/, one file per Application
+render: $(HELM) $(RENDER_BIN) ## write what Argo CD applies to CLUSTER (default dev) into rendered/CLUSTER/, one file per Application
 	@case " $(CLUSTERS) " in *" $(CLUSTER) "*) ;; *) echo "CLUSTER must be one of: $(CLUSTERS)"; exit 2;; esac
 	$(RENDER) -cluster $(CLUSTER) -out rendered/$(CLUSTER)
 

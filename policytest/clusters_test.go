@@ -14,7 +14,7 @@ import (
 // TestClusters is the gate: every stage of the verification, for every cluster, finds nothing.
 // Each finding is one line: <cluster>/<application>: <Kind>/<namespace>/<name>: <what to fix>.
 func TestClusters(t *testing.T) {
-	r := repo(t)
+	r := verified(t)
 	names := []string{}
 	for _, c := range r.Clusters {
 		names = append(names, c.Name)

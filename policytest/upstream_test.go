@@ -170,7 +170,7 @@ func TestExceptionsArePreciseAndUsed(t *testing.T) {
 		Exceptions []map[string]any `json:"exceptions"`
 	}
 	require.NoError(t, yaml.Unmarshal(data, &file))
-	r := repo(t)
+	r := verified(t)
 	for i, e := range file.Exceptions {
 		desc := fmt.Sprintf("exception %d (%v %v %v %v %v)", i, e["policy"], e["application"], e["kind"], e["namespace"], e["name"])
 		assert.NotEmpty(t, e["reason"], "%s has no reason", desc)

@@ -156,14 +156,18 @@ REAL_NODE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBERNE
 	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBERNETES_VERSION:v%=%))) \
 	-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)
 
-$(REAL_NODE)/kubelet: $(REAL_NODE_SOURCES)
+# Order-only: the folder's name already carries a hash of REAL_NODE_SOURCES, and every worktree
+# shares the folder, so a newer file time in one checkout must not rebuild it for all; -trimpath
+# makes the programs the same bytes whichever worktree builds them (the simulation's result
+# cache keys on them).
+$(REAL_NODE)/kubelet: | $(REAL_NODE_SOURCES)
 	@echo ">> building the real node into $(@D) (first run only, ~8 min): kubelet, kube-proxy $(KUBERNETES_VERSION), containerd $(CONTAINERD_VERSION), CNI plugins $(CNI_PLUGINS_VERSION), CoreDNS $(COREDNS_VERSION), kube-network-policies $(KNP_VERSION)"
 	@rm -rf $(@D).partial && mkdir -p $(@D).partial/cni
-	cd tools/simulate && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -tags no_btrfs -ldflags '$(REAL_NODE_LDFLAGS)' -o $(@D).partial/ \
+	cd tools/simulate && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -tags no_btrfs -ldflags '$(REAL_NODE_LDFLAGS)' -o $(@D).partial/ \
 		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy \
 		github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
 		github.com/containerd/containerd/v2/cmd/ctr ./cmd/coredns ./cmd/netpol
-	cd tools/simulate && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -ldflags '-s -w' -o $(@D).partial/cni/ \
+	cd tools/simulate && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags '-s -w' -o $(@D).partial/cni/ \
 		github.com/containernetworking/plugins/plugins/main/bridge github.com/containernetworking/plugins/plugins/ipam/host-local \
 		github.com/containernetworking/plugins/plugins/main/loopback
 	@rm -rf $(@D) && mv $(@D).partial $(@D)

@@ -8,7 +8,9 @@
 // stage.) Upstream chart Applications are rendered from their vendored packages
 // (policytest/charts) the way Argo CD's repo server renders them. Findings are printed, one per
 // line, and make the command exit 1, unless -keep-going (then they are left in the index for
-// go test to report with every other finding).
+// go test to report with every other finding). `helm template`'s output for a chart Application
+// is kept in the result cache by a key over all of its inputs (render.TemplateKey;
+// RESULT_CACHE=off renders every chart).
 package main
 
 import (
@@ -36,7 +38,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: render -cluster <dev|staging|prod|all> -out <folder> [-keep-going]")
 		os.Exit(2)
 	}
-	opts := render.Options{RepoRoot: *repo, ChartDir: *charts, Helm: *helm, KubeVersion: *kubeVersion}
+	opts := render.Options{RepoRoot: *repo, ChartDir: *charts, Helm: *helm, KubeVersion: *kubeVersion, TemplateCache: render.TemplateCacheDir()}
 	clusters := []string{*cluster}
 	outs := []string{*out}
 	if *cluster == "all" {
@@ -100,6 +102,13 @@ func run(opts render.Options, cluster, out string) (string, int, error) {
 	for _, a := range c.AllApps() {
 		n += len(a.Objects)
 	}
-	fmt.Fprintf(&b, "rendered %s: %d objects of %d Applications into %s in %.1fs\n", cluster, n, len(c.AllApps()), out, time.Since(start).Seconds())
+	fmt.Fprintf(&b, "rendered %s: %d objects of %d Applications into %s in %.1fs", cluster, n, len(c.AllApps()), out, time.Since(start).Seconds())
+	switch t := c.Templates; {
+	case opts.TemplateCache == "":
+		fmt.Fprintf(&b, " (helm template: %d charts, result cache off)", t.Runs)
+	default:
+		fmt.Fprintf(&b, " (helm template: %d of %d charts cached (key %s))", t.Cached, t.Runs, t.Key)
+	}
+	b.WriteString("\n")
 	return b.String(), len(c.Findings), nil
 }

@@ -22,8 +22,9 @@ import (
 // CRD CEL rules are evaluated) against Kubernetes kubeVersion and the CRDs the cluster's own
 // Applications install (the pinned charts' CRDs: one source), with kubectl-validate: one run per
 // distinct set of CRDs, in parallel (all clusters share one set today). Bootstrap objects
-// (clusters/<env>/bootstrap) are included.
-func Schema(validator, kubeVersion string, clusters []*render.Cluster) ([]render.Finding, error) {
+// (clusters/<env>/bootstrap) are included. Verdicts come from the result cache when it has them
+// (SchemaCache); the note says how many.
+func Schema(validator, kubeVersion string, clusters []*render.Cluster) ([]render.Finding, string, error) {
 	groups := map[string][]*render.Cluster{} // CRD set fingerprint -> clusters
 	var keys []string
 	for _, c := range clusters {
@@ -34,25 +35,26 @@ func Schema(validator, kubeVersion string, clusters []*render.Cluster) ([]render
 		groups[key] = append(groups[key], c)
 	}
 	results := make([][]render.Finding, len(keys))
+	notes := make([]string, len(keys))
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	for i, key := range keys {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = Validate(validator, kubeVersion, CRDs(groups[key][0]), groups[key])
+			results[i], notes[i], errs[i] = ValidateNote(validator, kubeVersion, CRDs(groups[key][0]), groups[key])
 		}()
 	}
 	wg.Wait()
 	var out []render.Finding
 	for i := range keys {
 		if errs[i] != nil {
-			return nil, errs[i]
+			return nil, "", errs[i]
 		}
 		out = append(out, results[i]...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out, nil
+	return out, strings.Join(notes, "; "), nil
 }
 
 // crdFingerprint identifies the CRDs a cluster installs (their names and content).
@@ -86,12 +88,32 @@ func CRDs(c *render.Cluster) []*unstructured.Unstructured {
 // Validate runs kubectl-validate on the objects of clusters against Kubernetes kubeVersion and
 // crds. An object rendered identically in several clusters is validated once (the result is the
 // same) and reported for each; the unique objects are split over parallel runs, one per CPU.
+// An object whose verdict the result cache holds is not validated again (SchemaCache).
 func Validate(validator, kubeVersion string, crds []*unstructured.Unstructured, clusters []*render.Cluster) ([]render.Finding, error) {
+	f, _, err := ValidateNote(validator, kubeVersion, crds, clusters)
+	return f, err
+}
+
+// ValidateNote is Validate, and says how many verdicts came from the result cache, under which
+// key.
+func ValidateNote(validator, kubeVersion string, crds []*unstructured.Unstructured, clusters []*render.Cluster) ([]render.Finding, string, error) {
+	f, note, err := validate(validator, kubeVersion, crds, clusters)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", note, err)
+	}
+	return f, note, nil
+}
+
+func validate(validator, kubeVersion string, crds []*unstructured.Unstructured, clusters []*render.Cluster) ([]render.Finding, string, error) {
 	dir, err := os.MkdirTemp("", "cloudlab-schema-")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer os.RemoveAll(dir)
+	cache, err := openSchemaCache(validator, kubeVersion, crds)
+	if err != nil {
+		return nil, "", err
+	}
 
 	type origin struct {
 		cluster, app string
@@ -99,33 +121,40 @@ func Validate(validator, kubeVersion string, crds []*unstructured.Unstructured, 
 	}
 	crdDir := filepath.Join(dir, "crds")
 	if err := os.MkdirAll(crdDir, 0o755); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for i, o := range crds {
 		y, err := yaml.Marshal(o.Object)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if err := os.WriteFile(filepath.Join(crdDir, fmt.Sprintf("%05d.yaml", i)), y, 0o644); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	origins := map[string][]origin{} // object file -> where it is rendered
-	var unique []string              // object files, in order
+	var unique []string              // object files kubectl-validate has to see, in order
 	byHash := map[[32]byte]string{}
+	hashOf := map[string][32]byte{}
+	cached := map[string][]validation{} // object file -> its verdict from the cache
 	add := func(cluster, app string, o *unstructured.Unstructured) error {
-		y, err := yaml.Marshal(o.Object)
+		js, err := o.MarshalJSON() // keys sorted: the same object, the same bytes
 		if err != nil {
 			return err
 		}
-		h := sha256.Sum256(y)
+		h := sha256.Sum256(js)
 		file, seen := byHash[h]
 		if !seen {
-			file = fmt.Sprintf("%05d.yaml", len(unique))
+			file = fmt.Sprintf("%05d.json", len(byHash))
 			byHash[h] = file
-			unique = append(unique, file)
-			if err := os.WriteFile(filepath.Join(dir, file), y, 0o644); err != nil {
-				return err
+			hashOf[file] = h
+			if v, ok := cache.get(h); ok {
+				cached[file] = v
+			} else {
+				unique = append(unique, file)
+				if err := os.WriteFile(filepath.Join(dir, file), js, 0o644); err != nil {
+					return err
+				}
 			}
 		}
 		origins[file] = append(origins[file], origin{cluster, app, o})
@@ -134,19 +163,36 @@ func Validate(validator, kubeVersion string, crds []*unstructured.Unstructured, 
 	for _, c := range clusters {
 		for _, o := range c.Bootstrap {
 			if err := add(c.Name, render.RootName, o); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
 		for _, a := range c.AllApps() {
 			for _, o := range a.Objects {
 				if err := add(c.Name, a.Name(), o); err != nil {
-					return nil, err
+					return nil, "", err
 				}
 			}
 		}
 	}
+	note := cache.note(len(byHash), len(cached))
+	var out []render.Finding
+	report := func(file string, statuses []validation) error {
+		orgs, ok := origins[file]
+		if !ok {
+			return fmt.Errorf("kubectl-validate reported an unknown file %s", file)
+		}
+		for _, org := range orgs {
+			out = append(out, findingsOf(org.cluster, org.app, org.obj, kubeVersion, statuses)...)
+		}
+		return nil
+	}
+	for file, statuses := range cached {
+		if err := report(file, statuses); err != nil {
+			return nil, note, err
+		}
+	}
 	if len(unique) == 0 {
-		return nil, nil
+		return out, note, nil
 	}
 	parts := runtime.NumCPU()
 	if parts > 4 {
@@ -161,11 +207,11 @@ func Validate(validator, kubeVersion string, crds []*unstructured.Unstructured, 
 	for p := 0; p < parts; p++ {
 		part := filepath.Join(dir, fmt.Sprintf("part-%d", p))
 		if err := os.MkdirAll(part, 0o755); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		for i := p; i < len(unique); i += parts {
 			if err := os.Rename(filepath.Join(dir, unique[i]), filepath.Join(part, unique[i])); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
 		wg.Add(1)
@@ -175,22 +221,21 @@ func Validate(validator, kubeVersion string, crds []*unstructured.Unstructured, 
 		}()
 	}
 	wg.Wait()
-	var out []render.Finding
 	for p := range results {
 		if errs[p] != nil {
-			return nil, errs[p]
+			return nil, note, errs[p]
 		}
 		for path, statuses := range results[p] {
-			orgs, ok := origins[filepath.Base(path)]
-			if !ok {
-				return nil, fmt.Errorf("kubectl-validate reported an unknown file %s", path)
+			file := filepath.Base(path)
+			if err := report(file, statuses); err != nil {
+				return nil, note, err
 			}
-			for _, org := range orgs {
-				out = append(out, findingsOf(org.cluster, org.app, org.obj, kubeVersion, statuses)...)
+			if err := cache.put(hashOf[file], statuses); err != nil {
+				return nil, note, err
 			}
 		}
 	}
-	return out, nil
+	return out, note, nil
 }
 
 // validation is kubectl-validate's verdict on one object.
@@ -259,4 +304,79 @@ func cleanMessage(m string) string {
 	m = strings.TrimPrefix(m, "Internal error occurred: ")
 	m = strings.Replace(m, "failed to retrieve validator: failed to locate OpenAPI spec for GV:", "apiVersion not served by Kubernetes or the CRDs this cluster installs:", 1)
 	return m
+}
+
+// schemaCache keeps kubectl-validate's verdict on each object it has seen, in
+// $RESULT_CACHE/schema-<key>/<object hash> (default ~/.cache/cloudlab/results;
+// RESULT_CACHE=off turns it off). The key is a SHA-256 over everything else a verdict depends
+// on: the kubectl-validate binary (its bytes), the Kubernetes version and every CRD validated
+// against (name and content); the object hash is a SHA-256 over the object as validated (its JSON). A
+// verdict, passing or not, is the same for the same inputs, so a cached one is reported as if
+// kubectl-validate had run (docs/verify.md#result-cache).
+type schemaCache struct {
+	dir, key string // dir is "" when the cache is off
+}
+
+func openSchemaCache(validator, kubeVersion string, crds []*unstructured.Unstructured) (*schemaCache, error) {
+	root := render.ResultCache()
+	if root == "" {
+		return &schemaCache{}, nil
+	}
+	bin, err := render.FileHash(validator)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "kubectl-validate %s\nkubernetes %s\n", bin, kubeVersion)
+	var parts []string
+	for _, o := range crds {
+		js, err := o.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, fmt.Sprintf("crd %s %x", o.GetName(), sha256.Sum256(js)))
+	}
+	sort.Strings(parts)
+	for _, p := range parts {
+		fmt.Fprintln(h, p)
+	}
+	key := fmt.Sprintf("%x", h.Sum(nil))[:16]
+	return &schemaCache{dir: filepath.Join(root, "schema-"+key), key: key}, nil
+}
+
+func (c *schemaCache) get(obj [32]byte) ([]validation, bool) {
+	if c.dir == "" {
+		return nil, false
+	}
+	b, err := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("%x", obj)))
+	if err != nil {
+		return nil, false
+	}
+	var v []validation
+	if json.Unmarshal(b, &v) != nil || len(v) == 0 {
+		return nil, false
+	}
+	return v, true
+}
+
+func (c *schemaCache) put(obj [32]byte, v []validation) error {
+	if c.dir == "" || len(v) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return render.WriteAtomic(c.dir, fmt.Sprintf("%x", obj), b)
+}
+
+// note says how many of the objects' verdicts the cache had.
+func (c *schemaCache) note(objects, cached int) string {
+	if c.dir == "" {
+		return fmt.Sprintf("%d objects validated, result cache off", objects)
+	}
+	if cached == 0 {
+		return fmt.Sprintf("%d objects validated (result cache key %s)", objects, c.key)
+	}
+	return fmt.Sprintf("%d objects, %d of them cached (key %s)", objects, cached, c.key)
 }

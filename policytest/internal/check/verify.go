@@ -28,6 +28,7 @@ type Stage struct {
 	Name     string
 	Findings []render.Finding
 	Took     time.Duration
+	Note     string // e.g. how much came from the result cache
 }
 
 // Report is the outcome of Verify.
@@ -37,6 +38,8 @@ type Report struct {
 	// Excused counts, per entry of policy/exceptions.yaml (by index), the findings it excused in
 	// all clusters together.
 	Excused map[int]int
+
+	note string // the running stage's note
 }
 
 // Findings is every finding of every stage.
@@ -52,17 +55,30 @@ func (r *Report) Findings() []render.Finding {
 // structure, validates every object's schema and evaluates every policy. An error means the
 // verification itself could not run; what is wrong with the repository comes back as findings.
 func Verify(ctx context.Context, cfg Config) (*Report, error) {
-	r := &Report{}
-	stage := func(name string, fn func() ([]render.Finding, error)) error {
-		start := time.Now()
-		f, err := fn()
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		r.Stages = append(r.Stages, Stage{Name: name, Findings: f, Took: time.Since(start)})
-		return nil
+	r, err := Load(cfg)
+	if err != nil {
+		return nil, err
 	}
-	err := stage("render", func() ([]render.Finding, error) {
+	return r, r.Check(ctx, cfg)
+}
+
+// stage runs one stage of the verification and records it.
+func (r *Report) stage(name string, fn func() ([]render.Finding, error)) error {
+	start := time.Now()
+	f, err := fn()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	r.Stages = append(r.Stages, Stage{Name: name, Findings: f, Took: time.Since(start), Note: r.note})
+	r.note = ""
+	return nil
+}
+
+// Load is Verify's first stage alone: every cluster rendered (or read from cfg.Rendered), with
+// the render's findings; for tests that only read the rendered objects.
+func Load(cfg Config) (*Report, error) {
+	r := &Report{}
+	err := r.stage("render", func() ([]render.Finding, error) {
 		names, err := render.Clusters(cfg.RepoRoot)
 		if err != nil {
 			return nil, err
@@ -70,7 +86,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		if len(names) == 0 {
 			return nil, fmt.Errorf("no clusters/*/bootstrap under %s", cfg.RepoRoot)
 		}
-		opts := render.Options{RepoRoot: cfg.RepoRoot, ChartDir: cfg.ChartDir, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0"}
+		opts := render.Options{RepoRoot: cfg.RepoRoot, ChartDir: cfg.ChartDir, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0", TemplateCache: render.TemplateCacheDir()}
 		var out []render.Finding
 		for _, name := range names {
 			var c *render.Cluster
@@ -92,7 +108,13 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = stage("argo-structure", func() ([]render.Finding, error) {
+	return r, nil
+}
+
+// Check runs the stages after the render on the loaded clusters: the Argo CD structure, quotas,
+// schema and policy. An error means a check could not run; what is wrong is in the findings.
+func (r *Report) Check(ctx context.Context, cfg Config) error {
+	err := r.stage("argo-structure", func() ([]render.Finding, error) {
 		out := Projects(r.Clusters)
 		for _, c := range r.Clusters {
 			out = append(out, Structure(c, ScopesOf(c))...)
@@ -100,21 +122,23 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		return out, nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = stage("quota", func() ([]render.Finding, error) {
+	err = r.stage("quota", func() ([]render.Finding, error) {
 		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return Quotas(c) })
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = stage("schema", func() ([]render.Finding, error) {
-		return Schema(cfg.Validator, cfg.KubeVersion, r.Clusters)
+	err = r.stage("schema", func() ([]render.Finding, error) {
+		f, note, err := Schema(cfg.Validator, cfg.KubeVersion, r.Clusters)
+		r.note = note
+		return f, err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = stage("policy", func() ([]render.Finding, error) {
+	err = r.stage("policy", func() ([]render.Finding, error) {
 		p, err := LoadPolicies(ctx, cfg.PolicyDir)
 		if err != nil {
 			return nil, err
@@ -135,9 +159,9 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		})
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return r, nil
+	return nil
 }
 
 // eachCluster runs a check on every cluster, concurrently, and collects the findings in the

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -40,8 +41,23 @@ func ChartFile(dir, name, version string) string {
 	return filepath.Join(dir, name+"-"+version+".tgz")
 }
 
-// LoadChart reads a vendored chart package. The error says which file is missing or unreadable.
+var charts sync.Map // file -> *Chart: a package is read once per process (the clusters share it)
+
+// LoadChart reads a vendored chart package (once per process; the result is shared and must not
+// be modified). The error says which file is missing or unreadable.
 func LoadChart(file string) (*Chart, error) {
+	if c, ok := charts.Load(file); ok {
+		return c.(*Chart), nil
+	}
+	c, err := loadChart(file)
+	if err != nil {
+		return nil, err
+	}
+	charts.Store(file, c)
+	return c, nil
+}
+
+func loadChart(file string) (*Chart, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err

@@ -46,6 +46,9 @@ type Options struct {
 	// previous render's); right or wrong, the result is the same, a right guess saves a render.
 	APIVersions []string
 	Apps        []string // render only these child Applications (all when empty)
+	// TemplateCache, when set, is a folder that keeps `helm template`'s output of the chart
+	// Applications by a key over all of its inputs (TemplateKey); "" renders every time.
+	TemplateCache string
 }
 
 // App is one Argo CD Application and what it deploys.
@@ -81,6 +84,8 @@ type Cluster struct {
 	// APIVersions are the CRD API versions the charts were rendered with (group/version and
 	// group/version/Kind of every CRD the cluster's Applications install).
 	APIVersions []string
+	// Templates says how the chart Applications' `helm template` runs went (the last render).
+	Templates TemplateStats
 
 	repoRoot string
 }
@@ -412,9 +417,11 @@ func (c *Cluster) build(kopts *krusty.Options, a *App) {
 }
 
 type chartResult struct {
-	app  *App
-	objs []*unstructured.Unstructured
-	err  error
+	app    *App
+	objs   []*unstructured.Unstructured
+	err    error
+	key    string
+	cached bool
 }
 
 // renderCharts renders every chart Application concurrently (at most GOMAXPROCS helm
@@ -439,8 +446,8 @@ func (c *Cluster) renderCharts(opts Options, apiVersions []string) <-chan []char
 				defer func() { <-sem }()
 				r := *a.release
 				r.APIVersions = apiVersions
-				objs, err := Template(context.Background(), opts.Helm, r)
-				results[i] = chartResult{app: a, objs: objs, err: err}
+				objs, t, err := TemplateCached(context.Background(), opts.Helm, opts.TemplateCache, r)
+				results[i] = chartResult{app: a, objs: objs, err: err, key: t.Key, cached: t.Cached}
 			}()
 		}
 		wg.Wait()
@@ -451,10 +458,19 @@ func (c *Cluster) renderCharts(opts Options, apiVersions []string) <-chan []char
 
 // collect puts rendered charts into their Applications (replacing an earlier render).
 func (c *Cluster) collect(results []chartResult) {
+	var keys []string
+	c.Templates = TemplateStats{}
 	for _, r := range results {
 		r.app.Objects = r.objs
 		r.app.chartErr = r.err
+		c.Templates.Runs++
+		if r.cached {
+			c.Templates.Cached++
+		}
+		keys = append(keys, r.key)
 	}
+	sort.Strings(keys)
+	c.Templates.Key = shortHash(strings.Join(keys, "\n"))
 }
 
 // chartFindings turns failed chart renders into findings (after the last render).
