@@ -221,10 +221,7 @@ func (f *pgFixture) backupAndRestore() {
 	run := func(cronJob, container string) string {
 		tmpl, err := podrun.TemplateOf(workload(t, objs, "CronJob", cronJob))
 		require.NoError(t, err)
-		job := f.cluster.NewPod(cronJob+"-1", f.net+"50", tmpl)
-		out, err := job.Run(f.ctx, container, nil, 2*time.Minute)
-		require.NoError(t, err, out)
-		return out
+		return runJob(t, f.ctx, workload(t, objs, "CronJob", cronJob), f.cluster.NewPod(cronJob+"-1", f.net+"50", tmpl), container)
 	}
 	begin := time.Now()
 	out := run("postgresql-backup", "backup")
