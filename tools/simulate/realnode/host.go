@@ -38,6 +38,13 @@ const (
 	workMarker  = "/realnode/" // every real node's folder is <run folder>/realnode/
 )
 
+// The host paths the package writes, variables only so that tests can point them at a
+// temporary folder (a test must never touch the machine's real lock or kernel settings).
+var (
+	lockPath = LockFile
+	procSys  = "/proc/sys"
+)
+
 // Packages the real node needs from the distribution (Debian names), by the command that shows
 // they are there.
 var needed = map[string]string{"runc": "runc", "iptables": "iptables", "iptables-restore": "iptables",
@@ -77,10 +84,10 @@ func Preflight() string {
 // Lock takes the machine-wide real-node lock (one real node per machine: they share the node
 // address, the bridge and the netfilter tables), waiting up to wait for another run to finish.
 func Lock(wait time.Duration, say func(string, ...any)) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(LockFile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(LockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -95,13 +102,13 @@ func Lock(wait time.Duration, say func(string, ...any)) (*os.File, error) {
 			return nil, err
 		}
 		if time.Now().After(deadline) {
-			holder, _ := os.ReadFile(LockFile)
+			holder, _ := os.ReadFile(lockPath)
 			f.Close()
-			return nil, fmt.Errorf("another real node holds %s (%s) after waiting %s", LockFile, strings.TrimSpace(string(holder)), wait)
+			return nil, fmt.Errorf("another real node holds %s (%s) after waiting %s", lockPath, strings.TrimSpace(string(holder)), wait)
 		}
 		if !said {
-			holder, _ := os.ReadFile(LockFile)
-			say("waiting for the real-node lock %s, held by %s", LockFile, strings.TrimSpace(string(holder)))
+			holder, _ := os.ReadFile(lockPath)
+			say("waiting for the real-node lock %s, held by %s", lockPath, strings.TrimSpace(string(holder)))
 			said = true
 		}
 		time.Sleep(time.Second)
@@ -133,7 +140,7 @@ var sysctls = []string{
 func SaveSysctls() map[string]string {
 	saved := map[string]string{}
 	for _, s := range sysctls {
-		if b, err := os.ReadFile("/proc/sys/" + s); err == nil {
+		if b, err := os.ReadFile(filepath.Join(procSys, s)); err == nil {
 			saved[s] = strings.TrimSpace(string(b))
 		}
 	}
@@ -144,11 +151,11 @@ func SaveSysctls() map[string]string {
 func RestoreSysctls(saved map[string]string) []string {
 	var restored []string
 	for s, v := range saved {
-		b, err := os.ReadFile("/proc/sys/" + s)
+		b, err := os.ReadFile(filepath.Join(procSys, s))
 		if err != nil || strings.TrimSpace(string(b)) == v {
 			continue
 		}
-		if err := os.WriteFile("/proc/sys/"+s, []byte(v), 0o644); err == nil {
+		if err := os.WriteFile(filepath.Join(procSys, s), []byte(v), 0o644); err == nil {
 			restored = append(restored, strings.ReplaceAll(s, "/", ".")+"="+v)
 		}
 	}
@@ -156,7 +163,7 @@ func RestoreSysctls(saved map[string]string) []string {
 	return restored
 }
 
-func setSysctl(s, v string) error { return os.WriteFile("/proc/sys/"+s, []byte(v), 0o644) }
+func setSysctl(s, v string) error { return os.WriteFile(filepath.Join(procSys, s), []byte(v), 0o644) }
 
 // cgroupDirs are <hierarchy>/cloudlab-realnode for every mounted cgroup hierarchy (v1
 // controllers, the named systemd one, the v2 unified mount).

@@ -168,17 +168,12 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 	if err := CreateNodes(ctx, cp, shape); err != nil {
 		return false, err
 	}
-	var nodeCh <-chan nodeResult
-	var node *realnode.Node
+	var pending *pendingNode
 	if r.RealNode != "" {
 		r.log("starting the real node in the background (logs in %s)", filepath.Join(work, "realnode"))
-		nodeCh = r.startRealNode(ctx, cp, shape.Nodes[0].Zone)
+		pending = r.startRealNode(ctx, cp, shape.Nodes[0].Zone)
 		defer func() {
-			if node == nil { // still starting: wait for it, then stop it
-				if res := <-nodeCh; res.node != nil {
-					res.node.Stop()
-				}
-			} else if problems := node.Stop(); len(problems) > 0 {
+			if problems := pending.stop(); len(problems) > 0 {
 				r.out("     real node clean-up: %s", strings.Join(problems, "; "))
 			}
 		}()
@@ -306,9 +301,9 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 			r.capacity(after, nil)
 		}
 	}
-	if nodeCh != nil {
-		res := <-nodeCh
-		node = res.node
+	if pending != nil {
+		res := pending.result()
+		node := res.node
 		if res.err != nil {
 			r.verdict("real node started (kubelet, containerd, kube-proxy, enforcer, CoreDNS)", []string{res.err.Error() + " (logs in " + filepath.Join(work, "realnode") + ")"})
 		} else {

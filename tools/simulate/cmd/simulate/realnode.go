@@ -32,9 +32,33 @@ type nodeResult struct {
 	err  error
 }
 
+// pendingNode is the real node starting in the background.
+type pendingNode struct {
+	ch   <-chan nodeResult
+	node *realnode.Node
+}
+
+// result waits for the start to finish and returns its result.
+func (p *pendingNode) result() nodeResult {
+	res := <-p.ch
+	p.node = res.node
+	return res
+}
+
+// stop stops the node (waiting for it if it is still starting) and returns the clean-up's problems.
+func (p *pendingNode) stop() []string {
+	if p.node == nil { // still starting: wait for it, then stop it
+		if res := <-p.ch; res.node != nil {
+			res.node.Stop()
+		}
+		return nil
+	}
+	return p.node.Stop()
+}
+
 // startRealNode begins the real node in the background (host, containerd, images, kubelet,
-// kube-proxy, enforcer, CoreDNS); the result arrives on the channel.
-func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) <-chan nodeResult {
+// kube-proxy, enforcer, CoreDNS).
+func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) *pendingNode {
 	ch := make(chan nodeResult, 1)
 	go func() {
 		cfg := realnode.Config{
@@ -49,7 +73,7 @@ func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) 
 		}
 		ch <- nodeResult{n, err}
 	}()
-	return ch
+	return &pendingNode{ch: ch}
 }
 
 // podinfoImage is the one image dev's services run (the stand-in of the services' own images);
