@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -82,8 +83,10 @@ func Preflight() string {
 }
 
 // Lock takes the machine-wide real-node lock (one real node per machine: they share the node
-// address, the bridge and the netfilter tables), waiting up to wait for another run to finish.
-func Lock(wait time.Duration, say func(string, ...any)) (*os.File, error) {
+// address, the bridge and the netfilter tables), waiting up to wait for another run to finish
+// and saying once for whom it waits. Errors: the wait ran out (naming the holder), ctx ended
+// (^C, SIGTERM: ctx's error), or the lock file cannot be opened or locked.
+func Lock(ctx context.Context, wait time.Duration, say func(string, ...any)) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -111,7 +114,12 @@ func Lock(wait time.Duration, say func(string, ...any)) (*os.File, error) {
 			say("waiting for the real-node lock %s, held by %s", lockPath, strings.TrimSpace(string(holder)))
 			said = true
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d since %s\n", os.Getpid(), time.Now().Format(time.RFC3339))), 0)

@@ -87,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.runc, err = exec.LookPath("runc"); err != nil {
 		return nil, err
 	}
-	if n.lock, err = Lock(15*time.Minute, cfg.Log); err != nil {
+	if n.lock, err = Lock(ctx, 15*time.Minute, cfg.Log); err != nil {
 		return nil, err
 	}
 	defer func() {

@@ -32,33 +32,40 @@ type nodeResult struct {
 	err  error
 }
 
-// pendingNode is the real node starting in the background.
+// pendingNode is the real node starting in the background. Its one result is received once
+// and remembered: the run reads it for the checks, and its clean-up reads it again, also when
+// the start failed without a node (another run's lock, no runc) or the run ended early.
 type pendingNode struct {
-	ch   <-chan nodeResult
-	node *realnode.Node
+	ch     <-chan nodeResult
+	cancel context.CancelFunc // ends a start still under way (waiting for the lock, starting)
+	res    *nodeResult
 }
 
-// result waits for the start to finish and returns its result.
+// result waits for the start to finish (the first time) and returns its result.
 func (p *pendingNode) result() nodeResult {
-	res := <-p.ch
-	p.node = res.node
-	return res
+	if p.res == nil {
+		res := <-p.ch
+		p.res = &res
+	}
+	return *p.res
 }
 
-// stop stops the node (waiting for it if it is still starting) and returns the clean-up's problems.
+// stop cancels a start still under way, waits for it, stops the node if there is one and
+// returns the clean-up's problems.
 func (p *pendingNode) stop() []string {
-	if p.node == nil { // still starting: wait for it, then stop it
-		if res := <-p.ch; res.node != nil {
-			res.node.Stop()
-		}
-		return nil
+	if p.cancel != nil {
+		p.cancel()
 	}
-	return p.node.Stop()
+	if n := p.result().node; n != nil {
+		return n.Stop()
+	}
+	return nil
 }
 
 // startRealNode begins the real node in the background (host, containerd, images, kubelet,
 // kube-proxy, enforcer, CoreDNS).
 func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) *pendingNode {
+	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan nodeResult, 1)
 	go func() {
 		cfg := realnode.Config{
@@ -73,7 +80,7 @@ func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) 
 		}
 		ch <- nodeResult{n, err}
 	}()
-	return &pendingNode{ch: ch}
+	return &pendingNode{ch: ch, cancel: cancel}
 }
 
 // podinfoImage is the one image dev's services run (the stand-in of the services' own images);
