@@ -201,7 +201,8 @@ func Unlock(f *os.File) {
 }
 
 // Sysctls the node's daemons change (kubelet's kernel tunables, the CNI bridge's forwarding,
-// br_netfilter for policies between pods on one bridge): saved before, restored after.
+// br_netfilter for policies between pods on one bridge): their original values are recorded in
+// the state file before anything changes them, and restored by Sweep.
 var sysctls = []string{
 	"net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables",
 	"net/bridge/bridge-nf-call-ip6tables", "net/ipv4/conf/all/route_localnet",
@@ -209,31 +210,41 @@ var sysctls = []string{
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
 }
 
-// SaveSysctls reads the sysctls above (missing ones are skipped).
-func SaveSysctls() map[string]string {
-	saved := map[string]string{}
+// saveSysctls records the current value of each sysctl above that st does not hold yet
+// (missing ones are skipped) and writes the state file: a value once recorded is the original
+// and is never replaced by a later, possibly already changed, one.
+func (st *State) saveSysctls() error {
+	if st.Sysctls == nil {
+		st.Sysctls = map[string]string{}
+	}
 	for _, s := range sysctls {
+		if _, ok := st.Sysctls[s]; ok {
+			continue
+		}
 		if b, err := os.ReadFile(filepath.Join(procSys, s)); err == nil {
-			saved[s] = strings.TrimSpace(string(b))
+			st.Sysctls[s] = strings.TrimSpace(string(b))
 		}
 	}
-	return saved
+	return st.save()
 }
 
-// RestoreSysctls writes back every saved value that changed and returns what it restored.
-func RestoreSysctls(saved map[string]string) []string {
-	var restored []string
+// restoreSysctls writes back every recorded value that changed; it returns what it restored
+// ("kernel.panic=0") and what it could not.
+func restoreSysctls(saved map[string]string) (restored, problems []string) {
 	for s, v := range saved {
 		b, err := os.ReadFile(filepath.Join(procSys, s))
 		if err != nil || strings.TrimSpace(string(b)) == v {
 			continue
 		}
-		if err := os.WriteFile(filepath.Join(procSys, s), []byte(v), 0o644); err == nil {
-			restored = append(restored, strings.ReplaceAll(s, "/", ".")+"="+v)
+		if err := os.WriteFile(filepath.Join(procSys, s), []byte(v), 0o644); err != nil {
+			problems = append(problems, fmt.Sprintf("sysctl %s back to %s: %v", strings.ReplaceAll(s, "/", "."), v, err))
+			continue
 		}
+		restored = append(restored, strings.ReplaceAll(s, "/", ".")+"="+v)
 	}
 	sort.Strings(restored)
-	return restored
+	sort.Strings(problems)
+	return restored, problems
 }
 
 func setSysctl(s, v string) error { return os.WriteFile(filepath.Join(procSys, s), []byte(v), 0o644) }
@@ -369,10 +380,11 @@ func run(name string, args ...string) error {
 
 // Sweep removes what st records that a real node added to the host (state.go), whether the run
 // that recorded it is ending or was killed: its processes, mounts and cgroups, the bridge, its
-// nft tables, kube-proxy's and the kubelet's chains, the outside host and the node address.
+// nft tables, kube-proxy's and the kubelet's chains, the outside host and the node address,
+// and it restores the sysctls' recorded values (say, if not nil, is told which changed).
 // Nothing st does not record is touched; a nil st removes nothing. Problems are returned, not
 // fatal; with none, everything recorded is gone.
-func Sweep(st *State) []string {
+func Sweep(st *State, say func(string, ...any)) []string {
 	if st == nil {
 		return nil
 	}
@@ -432,7 +444,11 @@ func Sweep(st *State) []string {
 			}
 		}
 	}
-	return problems
+	restored, failed := restoreSysctls(st.Sysctls)
+	if len(restored) > 0 && say != nil {
+		say("real node: sysctls restored: %s", strings.Join(restored, " "))
+	}
+	return append(problems, failed...)
 }
 
 func hasKubeChains() bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func TestPreflightSkipsAMachineThatRunsKubernetes(t *testing.T) {
 // else's Kubernetes rules is left as it is.
 func TestSweepRemovesOnlyWhatWasRecorded(t *testing.T) {
 	dir, log := fakeHost(t, hostChains, hostTables+"table inet cloudlab-realnode\n")
-	if p := Sweep(nil); len(p) > 0 || log() != "" {
+	if p := Sweep(nil, t.Logf); len(p) > 0 || log() != "" {
 		t.Fatalf("Sweep without a state: problems %v, commands:\n%s", p, log())
 	}
 	st, err := LoadState(statePath)
@@ -107,7 +108,7 @@ func TestSweepRemovesOnlyWhatWasRecorded(t *testing.T) {
 
 	// A run killed after adding the node address and its guard table.
 	st = &State{Added: []string{addedNodeIP, addedGuard}, path: statePath}
-	if p := Sweep(st); len(p) > 0 {
+	if p := Sweep(st, t.Logf); len(p) > 0 {
 		t.Fatal(p)
 	}
 	mustRun(t, log(), "ip addr del 10.250.0.1/32 dev lo", "nft delete table inet cloudlab-realnode")
@@ -122,7 +123,7 @@ func TestSweepRemovesOnlyWhatWasRecorded(t *testing.T) {
 	}
 	st = &State{Work: filepath.Join(dir, "cloudlab-simulate-dev-1", "realnode"), KubeProxy: filepath.Join(dir, "bin", "kube-proxy"),
 		TablesBefore: []string{"ip filter"}, Added: []string{addedNodeIP, addedGuard, addedCgroups, addedOutside, addedProcesses, addedBridge, addedKubeRules, addedNetpol}, path: statePath}
-	if p := Sweep(st); len(p) > 0 {
+	if p := Sweep(st, t.Logf); len(p) > 0 {
 		t.Fatal(p)
 	}
 	mustRun(t, log(), "kube-proxy --cleanup --v=0", "nft delete table inet kube-network-policies", "ip link delete clrn0",
@@ -135,7 +136,7 @@ func TestSweepRemovesOnlyWhatWasRecorded(t *testing.T) {
 	// A damaged record that names a folder that is not a real node's: its processes and mounts
 	// are left alone, and the state says so.
 	st = &State{Work: "/", Added: []string{addedProcesses}, path: statePath}
-	if p := Sweep(st); len(p) != 1 || !strings.Contains(p[0], `names "/" as the node's folder`) {
+	if p := Sweep(st, t.Logf); len(p) != 1 || !strings.Contains(p[0], `names "/" as the node's folder`) {
 		t.Fatalf("problems %q", p)
 	}
 }
@@ -171,5 +172,52 @@ func TestNextRunSweepsAKilledRun(t *testing.T) {
 	}
 	if st, _ := LoadState(statePath); st == nil {
 		t.Fatal("the state file of what could not be removed was deleted")
+	}
+}
+
+// The sysctls' original values are on disk before anything changes them: a run killed after
+// the kubelet rewrote kernel.panic, vm.overcommit_memory... (SIGKILL, the OOM killer, a CI
+// timeout) leaves them in its state file, the next run restores them, and a value once
+// recorded is never replaced by an already changed one.
+func TestSysctlsOfAKilledRunAreRestored(t *testing.T) {
+	fakeHost(t, "", "")
+	write := func(values map[string]string) {
+		for s, v := range values {
+			os.MkdirAll(filepath.Dir(filepath.Join(procSys, s)), 0o755)
+			if err := os.WriteFile(filepath.Join(procSys, s), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	original := map[string]string{"kernel/panic": "0", "kernel/panic_on_oops": "0", "vm/overcommit_memory": "0", "net/ipv4/ip_forward": "0"}
+	changed := map[string]string{"kernel/panic": "10", "kernel/panic_on_oops": "1", "vm/overcommit_memory": "1", "net/ipv4/ip_forward": "1"}
+	write(original)
+	st, err := newState(statePath, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.saveSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	write(changed) // the launcher and the kubelet at work; then the launcher is killed
+
+	onDisk, err := LoadState(statePath)
+	if err != nil || onDisk == nil || !reflect.DeepEqual(onDisk.Sysctls, original) {
+		t.Fatalf("state file after the kill: %+v, %v; want the original sysctls %v", onDisk, err, original)
+	}
+	if err := onDisk.saveSysctls(); err != nil || !reflect.DeepEqual(onDisk.Sysctls, original) {
+		t.Fatalf("saving again replaced originals with changed values: %v, %v", onDisk.Sysctls, err)
+	}
+	if _, err := newState(statePath, "", ""); err == nil {
+		t.Fatal("a new run replaced the record of a killed one")
+	}
+
+	if err := sweepEarlierRun(t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	for s, v := range original {
+		if b, _ := os.ReadFile(filepath.Join(procSys, s)); strings.TrimSpace(string(b)) != v {
+			t.Errorf("%s is %q after the next run's sweep, want %s", s, strings.TrimSpace(string(b)), v)
+		}
 	}
 }

@@ -56,7 +56,6 @@ type Node struct {
 	runc    string
 	lock    *os.File
 	state   *State // what this node added to the host, as its state file records it
-	saved   map[string]string
 	procs   []*exec.Cmd
 	apiLn   net.Listener
 	outLn   net.Listener
@@ -121,7 +120,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err = os.MkdirAll(cfg.Work, 0o755); err != nil {
 		return n, err
 	}
-	n.saved = SaveSysctls()
+	if err = n.state.saveSysctls(); err != nil {
+		return n, err
+	}
 	for s, v := range map[string]string{"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"} {
 		if err = setSysctl(s, v); err != nil {
 			return n, fmt.Errorf("sysctl %s: %w", s, err)
@@ -300,8 +301,9 @@ func (n *Node) start(name, bin string, args ...string) error {
 	return nil
 }
 
-// Stop ends every daemon and container and removes everything the node added to the host
-// (Sweep), restores the sysctls and releases the lock. Safe to call twice.
+// Stop ends every daemon and container, removes everything the node added to the host and
+// restores the sysctls (Sweep), deletes the state file when all of it is gone, and releases
+// the lock. Safe to call twice.
 func (n *Node) Stop() []string {
 	n.mu.Lock()
 	if n.stopped {
@@ -322,7 +324,7 @@ func (n *Node) Stop() []string {
 			l.Close()
 		}
 	}
-	problems := Sweep(n.state)
+	problems := Sweep(n.state, n.cfg.Log)
 	if n.state != nil {
 		if len(problems) == 0 {
 			if err := n.state.remove(); err != nil {
@@ -330,11 +332,6 @@ func (n *Node) Stop() []string {
 			}
 		} else {
 			problems = append(problems, statePath+" kept: the next run removes what it records")
-		}
-	}
-	if n.saved != nil {
-		if restored := RestoreSysctls(n.saved); len(restored) > 0 {
-			n.cfg.Log("real node: sysctls restored: %s", strings.Join(restored, " "))
 		}
 	}
 	Unlock(n.lock)
@@ -350,7 +347,7 @@ func sweepEarlierRun(say func(string, ...any)) error {
 	if err != nil || prev == nil {
 		return err
 	}
-	if problems := Sweep(prev); len(problems) > 0 {
+	if problems := Sweep(prev, say); len(problems) > 0 {
 		return fmt.Errorf("a real node of ours (pid %d) was killed before its clean-up, and not everything it recorded in %s could be removed: %s",
 			prev.PID, statePath, strings.Join(problems, "; "))
 	}

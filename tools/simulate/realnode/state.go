@@ -36,11 +36,12 @@ const (
 
 // State is what one real node added to the host, as its state file records it.
 type State struct {
-	PID          int      `json:"pid"`
-	Work         string   `json:"work"`         // the node's folder (<run folder>/realnode): its processes and mounts
-	KubeProxy    string   `json:"kubeProxy"`    // the kube-proxy that removes its own chains (--cleanup)
-	TablesBefore []string `json:"tablesBefore"` // nft tables ("family name") before the node started
-	Added        []string `json:"added"`        // the added* names above
+	PID          int               `json:"pid"`
+	Work         string            `json:"work"`              // the node's folder (<run folder>/realnode): its processes and mounts
+	KubeProxy    string            `json:"kubeProxy"`         // the kube-proxy that removes its own chains (--cleanup)
+	TablesBefore []string          `json:"tablesBefore"`      // nft tables ("family name") before the node started
+	Sysctls      map[string]string `json:"sysctls,omitempty"` // original values ("kernel/panic": "0"), recorded before any change
+	Added        []string          `json:"added"`             // the added* names above
 	path         string
 }
 
@@ -61,8 +62,12 @@ func LoadState(path string) (*State, error) {
 	return st, nil
 }
 
-// newState starts the record of a new real node (nothing added yet) and writes it.
+// newState starts the record of a new real node (nothing added yet) and writes it. Error: a
+// state file is already there (its record, the original sysctls among it, is never replaced).
 func newState(path, work, kubeProxy string) (*State, error) {
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("%s exists: an earlier real node's record, not yet swept", path)
+	}
 	st := &State{PID: os.Getpid(), Work: work, KubeProxy: kubeProxy, Added: []string{}, path: path}
 	for t := range Tables() {
 		st.TablesBefore = append(st.TablesBefore, t)
