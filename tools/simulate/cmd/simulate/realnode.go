@@ -199,9 +199,9 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 		len(cat.Services), len(cat.Services)*len(cat.Services)), r.judgeDNS(ctx, cat, dns))
 	problems = realnode.Judge(exp, seen)
 	connected, dropped, timeouts := cat.Tally(exp, seen)
-	r.verdict(fmt.Sprintf("real node: packets match the catalog: %d of %d service pairs connect, %d dropped (%d silently); the gateway reaches exactly the %d public services; "+
-		"metrics only from Prometheus; outside the cluster dropped (%d connections in %.1fs)",
-		connected, connected+dropped, dropped, timeouts, publicCount(cat), len(exp), took.Seconds()), problems)
+	r.verdict(fmt.Sprintf("real node: packets match the catalog: %d of %d service pairs connect, %d dropped (%d silently: every denied connection must time out); the gateway reaches exactly the %d public services; "+
+		"metrics only from Prometheus; outside the cluster dropped; %s (%d connections in %.1fs)",
+		connected, connected+dropped, dropped, timeouts, publicCount(cat), controls(exp), len(exp), took.Seconds()), problems)
 
 	r.out("     not exercised by packets: the mesh (no Envoy here: sidecars, mTLS, AuthorizationPolicies) and the data tier (stays on the simulated node)")
 
@@ -219,6 +219,18 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 
 	// 5. The packet check can fail: a policy that opens an undeclared call.
 	return r.fixtureCheck(ctx, n, applier, cat, exp)
+}
+
+// controls says, for the report, which ports only the node's controls reach.
+func controls(exp []realnode.Expectation) string {
+	switch c := realnode.Controls(exp); len(c) {
+	case 0:
+		return "every port has a caller that must connect"
+	case 1:
+		return "control: " + c[0] + ", which no caller may reach, answers the node itself"
+	default:
+		return "controls: " + strings.Join(c, ", ") + ", which no caller may reach, answer the node itself"
+	}
 }
 
 func publicCount(cat *realnode.Catalog) int {
