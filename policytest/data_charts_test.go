@@ -215,10 +215,11 @@ func TestDataChartsDeriveFromCounts(t *testing.T) {
 			}},
 		{"schema-registry", "one replica", []string{"replicas=1"},
 			[]string{"-PodDisruptionBudget/schema-registry", "Deployment/schema-registry:spec.replicas"}, nil},
+		// prepare.sh learns the instances (its peers) and the primary from the init container's env.
 		{"postgresql", "one instance", []string{"replicas=1"},
-			[]string{"-PodDisruptionBudget/postgresql", "StatefulSet/postgresql:spec.replicas"}, nil},
+			[]string{"-PodDisruptionBudget/postgresql", "StatefulSet/postgresql:spec.replicas", "StatefulSet/postgresql:spec.template.spec.initContainers"}, nil},
 		{"postgresql", "a failover to postgresql-1", []string{"primary=postgresql-1"},
-			[]string{"Service/postgresql:spec.selector.statefulset.kubernetes.io/pod-name"}, nil},
+			[]string{"Service/postgresql:spec.selector.statefulset.kubernetes.io/pod-name", "StatefulSet/postgresql:spec.template.spec.initContainers"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.store+"/"+tc.name, func(t *testing.T) {

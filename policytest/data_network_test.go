@@ -34,6 +34,7 @@ import (
 var dataTierPaths = map[string]map[string][]int32{
 	"postgresql":           {"postgresql": {5432}},
 	"postgresql-backup":    {"postgresql": {5432}},
+	"postgresql-restore":   {"postgresql": {5432}},
 	"redis":                {"redis": {6379, 16379}},
 	"redis-bootstrap":      {"redis": {6379}},
 	"redis-backup":         {"redis": {6379}},

@@ -19,6 +19,7 @@ type redisFixture struct {
 	cluster  *podrun.Cluster
 	pods     []*podrun.Pod
 	password string
+	net      string // this run's loopback block, 127.x.y.
 }
 
 // TestRedisClusterScripts runs prod's Redis Cluster from its rendered objects with Debian's Redis
@@ -55,7 +56,7 @@ func TestRedisClusterScripts(t *testing.T) {
 
 	p := f.pods[3]
 	p.Stop(30 * time.Second)
-	f.move(p, "127.0.21.13")
+	f.move(p, loopbackBlock(t)+"13")
 	f.start(p)
 	took = f.healthy("redis-3 back on a new IP")
 	f.keys("get", 200)
@@ -68,8 +69,9 @@ func TestRedisClusterScripts(t *testing.T) {
 	// no node can resolve a peer's new address; only start.sh's loop, meeting peers again by
 	// name once the names follow, can join them.
 	begin = time.Now()
+	block := loopbackBlock(t)
 	for i, p := range f.pods {
-		p.IP = fmt.Sprintf("127.0.22.%d", 10+i)
+		p.IP = fmt.Sprintf("%s%d", block, 10+i)
 		f.start(p)
 	}
 	for _, p := range f.pods {
@@ -88,13 +90,13 @@ func newRedisFixture(t *testing.T) *redisFixture {
 	sts := workload(t, objs, "StatefulSet", "redis")
 	tmpl, err := podrun.TemplateOf(sts)
 	require.NoError(t, err)
-	f := &redisFixture{t: t, ctx: context.Background(), password: randomSecret(t)}
+	f := &redisFixture{t: t, ctx: context.Background(), password: randomSecret(t), net: loopbackBlock(t)}
 	secrets := map[string]map[string]string{"redis-credentials": {"password": f.password}}
 	images := map[string]podrun.Image{"valkey/valkey:8.1.4": {Path: []string{standins(t, "valkey")}, User: "valkey"}}
 	f.cluster, err = podrun.NewCluster(storesWorkDir(t), dataNamespace, objs, secrets, images)
 	require.NoError(t, err)
 	for i := 0; i < int(replicas(sts)); i++ {
-		p := f.cluster.NewPod(fmt.Sprintf("redis-%d", i), fmt.Sprintf("127.0.20.%d", 10+i), tmpl)
+		p := f.cluster.NewPod(fmt.Sprintf("redis-%d", i), fmt.Sprintf("%s%d", f.net, 10+i), tmpl)
 		f.pods = append(f.pods, p)
 		require.NoError(t, f.cluster.SetName(p.Name+".redis-headless", p.IP))
 	}
@@ -136,7 +138,7 @@ func (f *redisFixture) bootstrap() string {
 	objs := dataObjects(clusterNamed(f.t, "prod"))
 	tmpl, err := podrun.TemplateOf(workload(f.t, objs, "Job", "redis-cluster-bootstrap"))
 	require.NoError(f.t, err)
-	job := f.cluster.NewPod("redis-cluster-bootstrap-1", "127.0.20.50", tmpl)
+	job := f.cluster.NewPod("redis-cluster-bootstrap-1", f.net+"50", tmpl)
 	out, err := job.Run(f.ctx, "bootstrap", nil, 3*time.Minute)
 	require.NoError(f.t, err, out)
 	return out

@@ -123,6 +123,16 @@ func eventually(t *testing.T, d time.Duration, what string, f func() error) floa
 	return 0
 }
 
+// loopbackBlock is a /24 of 127.0.0.0/8 for one scenario's pod addresses ("127.x.y."), chosen at
+// random so that two runs on one machine (two checkouts, two CI jobs) do not collide.
+func loopbackBlock(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 2)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return fmt.Sprintf("127.%d.%d.", 16+int(b[0])%224, b[1])
+}
+
 func storesWorkDir(t *testing.T) string {
 	t.Helper()
 	// Not t.TempDir: the sandboxes' files belong to mapped users; removed by RemoveAll below.

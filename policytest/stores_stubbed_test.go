@@ -77,7 +77,7 @@ func (r stubRun) run() (log string, pod *podrun.Pod, stubDir string) {
 	}
 	cl, err := podrun.NewCluster(dir, dataNamespace, objs, secrets, images)
 	require.NoError(t, err)
-	pod = cl.NewPod(fmt.Sprintf("%s-%d", r.workload, r.ordinal), "127.0.30.10", tmpl)
+	pod = cl.NewPod(fmt.Sprintf("%s-%d", r.workload, r.ordinal), loopbackBlock(t)+"10", tmpl)
 	if r.prepare != nil {
 		r.prepare(stubDir, pod)
 	}
