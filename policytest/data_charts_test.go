@@ -158,24 +158,18 @@ func TestDataChartsDeriveFromCounts(t *testing.T) {
 		changed     []string
 		check       func(t *testing.T, objs []*unstructured.Unstructured)
 	}{
-		{"kafka", "five controllers", []string{"nodeSets.controller.replicas=5",
-			"controllerDirectoryIds={i50QVTw6RHGBkhazFV7ndw,worxmPuGQMq6PXNl4hmC-Q,j48BBISPRDuhN900CKuzRQ,AAAAAAAAAAAAAAAAAAAAAw,AAAAAAAAAAAAAAAAAAAABA}"},
-			[]string{"ConfigMap/kafka-content:data.initial-controllers", "ConfigMap/kafka-content:data.quorum-bootstrap", "StatefulSet/kafka-controller:spec.replicas"},
+		{"kafka", "five controllers", []string{"nodeSets.controller.replicas=5"},
+			[]string{"ConfigMap/kafka-content:data.quorum-bootstrap", "StatefulSet/kafka-controller:spec.replicas"},
 			func(t *testing.T, objs []*unstructured.Unstructured) {
 				bootstrap := strings.Split(configMapData(t, objs, "kafka-content", "quorum-bootstrap"), ",")
-				initial := strings.Split(configMapData(t, objs, "kafka-content", "initial-controllers"), ",")
 				require.Len(t, bootstrap, 5)
-				require.Len(t, initial, 5)
 				for i := range 5 {
 					host := fmt.Sprintf("kafka-controller-%d.kafka-headless.%s.svc.cluster.local:9093", i, dataNamespace)
 					assert.Equal(t, host, bootstrap[i])
-					assert.True(t, strings.HasPrefix(initial[i], fmt.Sprintf("%d@%s:", i, host)), initial[i])
 				}
-				assert.True(t, strings.HasSuffix(initial[4], ":AAAAAAAAAAAAAAAAAAAABA"), "controller 4 gets the fifth directory id")
 			}},
-		{"kafka", "combined nodes", []string{"nodeSets.node.replicas=5", // staging's shape
-			"controllerDirectoryIds={i50QVTw6RHGBkhazFV7ndw,worxmPuGQMq6PXNl4hmC-Q,j48BBISPRDuhN900CKuzRQ,AAAAAAAAAAAAAAAAAAAAAw,AAAAAAAAAAAAAAAAAAAABA}"},
-			[]string{"ConfigMap/kafka-content:data.initial-controllers", "ConfigMap/kafka-content:data.quorum-bootstrap", "StatefulSet/kafka-node:spec.replicas"},
+		{"kafka", "combined nodes", []string{"nodeSets.node.replicas=5"}, // staging's shape
+			[]string{"ConfigMap/kafka-content:data.quorum-bootstrap", "StatefulSet/kafka-node:spec.replicas"},
 			nil},
 		{"clickhouse", "five Keepers", []string{"keeper.replicas=5"},
 			[]string{"ConfigMap/clickhouse-keeper-content:data.raft.xml", "ConfigMap/clickhouse-server-content:data.cluster.xml", "StatefulSet/clickhouse-keeper:spec.replicas"},
@@ -215,10 +209,11 @@ func TestDataChartsDeriveFromCounts(t *testing.T) {
 			}},
 		{"schema-registry", "one replica", []string{"replicas=1"},
 			[]string{"-PodDisruptionBudget/schema-registry", "Deployment/schema-registry:spec.replicas"}, nil},
+		// prepare.sh learns the instances (its peers) and the primary from the init container's env.
 		{"postgresql", "one instance", []string{"replicas=1"},
-			[]string{"-PodDisruptionBudget/postgresql", "StatefulSet/postgresql:spec.replicas"}, nil},
+			[]string{"-PodDisruptionBudget/postgresql", "StatefulSet/postgresql:spec.replicas", "StatefulSet/postgresql:spec.template.spec.initContainers"}, nil},
 		{"postgresql", "a failover to postgresql-1", []string{"primary=postgresql-1"},
-			[]string{"Service/postgresql:spec.selector.statefulset.kubernetes.io/pod-name"}, nil},
+			[]string{"Service/postgresql:spec.selector.statefulset.kubernetes.io/pod-name", "StatefulSet/postgresql:spec.template.spec.initContainers"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.store+"/"+tc.name, func(t *testing.T) {
@@ -286,7 +281,7 @@ func TestDataChartsRejectBadValues(t *testing.T) {
 		{"redis", "a single node with replicas", []string{"masters=1"}, "redis: masters: 1 is a single node without Redis Cluster, which has no replicas", ""},
 		{"kafka", "a broker set beside combined nodes", []string{"nodeSets.node.replicas=1", "nodeSets.node.heap=1g", "nodeSets.node.storage=1Gi", "nodeSets.node.resources.requests.cpu=1", "nodeSets.node.resources.limits.cpu=1"},
 			"kafka: nodeSets has [broker controller node]", ""},
-		{"kafka", "more controllers than directory ids", []string{"nodeSets.controller.replicas=5"}, "kafka: 5 controllers but 3 controllerDirectoryIds", ""},
+		{"kafka", "an environment without its cluster id", []string{"-clusterId"}, "missing property 'clusterId'", ""},
 		{"kafka", "more copies than brokers", []string{"replicationFactor=4"}, "kafka: replicationFactor 4 is more than the 3 brokers", ""},
 		{"kafka", "min ISR equal to the copies", []string{"minInsyncReplicas=3"}, "kafka: minInsyncReplicas 3 with replicationFactor 3", ""},
 		{"kafka", "a heap without a unit", []string{"nodeSets.broker.heap=1024"}, "at '/nodeSets/broker/heap'", ""},

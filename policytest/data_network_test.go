@@ -34,6 +34,7 @@ import (
 var dataTierPaths = map[string]map[string][]int32{
 	"postgresql":           {"postgresql": {5432}},
 	"postgresql-backup":    {"postgresql": {5432}},
+	"postgresql-restore":   {"postgresql": {5432}},
 	"redis":                {"redis": {6379, 16379}},
 	"redis-bootstrap":      {"redis": {6379}},
 	"redis-backup":         {"redis": {6379}},
@@ -52,6 +53,7 @@ var dataTierPaths = map[string]map[string][]int32{
 type dataWorkload struct {
 	kind, name  string
 	serviceName string // a StatefulSet's governing Service
+	headless    string // the HEADLESS its first container's start script announces names under
 	pod         netpol.Pod
 }
 
@@ -66,12 +68,29 @@ func dataWorkloads(c *render.Cluster) []dataWorkload {
 			}
 			if pod, ok := netpol.TemplatePod(o); ok {
 				governing, _, _ := unstructured.NestedString(o.Object, "spec", "serviceName")
-				out = append(out, dataWorkload{o.GetKind(), o.GetName(), governing, pod})
+				out = append(out, dataWorkload{o.GetKind(), o.GetName(), governing, announcedUnder(o), pod})
 			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
+}
+
+// announcedUnder is the HEADLESS env of a workload's first container (Kafka's and Redis's start
+// scripts announce <pod>.$HEADLESS.$POD_NAMESPACE.svc.cluster.local), "" without one.
+func announcedUnder(o *unstructured.Unstructured) string {
+	containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+	if len(containers) == 0 {
+		return ""
+	}
+	env, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "env")
+	for _, e := range env {
+		if m := e.(map[string]any); m["name"] == "HEADLESS" {
+			v, _ := m["value"].(string)
+			return v
+		}
+	}
+	return ""
 }
 
 func clusterPolicies(t *testing.T, c *render.Cluster) *netpol.Cluster {
@@ -238,6 +257,11 @@ func storeAddresses(c *render.Cluster, store string, services map[string]*unstru
 		}
 		name := w.serviceName
 		what := fmt.Sprintf("the per-pod names <pod>.%s.%s.svc.cluster.local of %s", name, dataNamespace, w.name)
+		// The start scripts announce <pod>.$HEADLESS.$POD_NAMESPACE: HEADLESS must be the Service
+		// that governs the pod's name, or the name announced resolves to nothing.
+		if w.headless != w.serviceName {
+			name = fmt.Sprintf("(%s announces <pod>.%s, but its governing Service is %s)", w.name, w.headless, w.serviceName)
+		}
 		svc, ok := services[name]
 		if ok {
 			clusterIP, _, _ := unstructured.NestedString(svc.Object, "spec", "clusterIP")

@@ -23,12 +23,13 @@ type pgFixture struct {
 	cluster  *podrun.Cluster
 	pods     []*podrun.Pod
 	password string
-	backup   *podrun.Pod
+	net      string            // this run's loopback block, 127.x.y.
+	env      map[string]string // what a change in git would render differently (PRIMARY after a failover)
 }
 
 // TestPostgreSQLScripts runs prod's PostgreSQL (primary + two replicas) from its rendered objects
 // with Debian's PostgreSQL (15 on Debian 12; the image is 17.6: the scripts use nothing that
-// differs between them — initdb, pg_basebackup -C -S, pg_rewind, pg_promote(),
+// differs between them — initdb --data-checksums, pg_basebackup -S, pg_rewind, pg_promote(),
 // max_slot_wal_keep_size all exist since 13). Each "pod" has its own data volume, which starts
 // with lost+found like a fresh ext4 volume:
 //
@@ -36,11 +37,12 @@ type pgFixture struct {
 //     the replicas clone it and stream;
 //  2. a replica's volume is lost twice: deleting volume and pod re-clones it each time (its
 //     earlier slot is dropped first), and no orphaned slot remains;
-//  3. backup and restore as docs/data/postgresql.md writes them;
-//  4. the runbook's failover: the primary is lost; the most advanced replica is promoted, the
-//     read-write Service re-pointed, the other replica restarted; measured: seconds from the
-//     primary's loss to the first write accepted through `postgresql`;
-//  5. the old primary returns: it is rewound into a replica of the new primary by itself.
+//  3. backup and restore as docs/data/postgresql.md writes them (the restore CronJob's Job);
+//  4. the runbook's failover: the primary is lost; the most advanced replica is promoted; the
+//     old primary's node returning before `primary` is changed refuses to start (no second
+//     primary); the read-write Service re-pointed, the other replica restarted; measured:
+//     seconds from the primary's loss to the first write accepted through `postgresql`;
+//  5. the old primary returns: it is rewound (pg_rewind, not a clone) into a replica by itself.
 func TestPostgreSQLScripts(t *testing.T) {
 	t.Parallel()
 	storeScriptsNeed(t, "initdb", "pg_basebackup", "pg_rewind")
@@ -69,7 +71,7 @@ func TestPostgreSQLScripts(t *testing.T) {
 	f.backupAndRestore()
 
 	down := f.failover()
-	fmt.Printf("store scripts: postgresql failover by the runbook (promote postgresql-1, re-point postgresql, restart postgresql-2): writes unavailable %.1fs\n", down)
+	fmt.Printf("store scripts: postgresql failover by the runbook (promote postgresql-1, the old primary refuses to start while still named primary, re-point postgresql, restart postgresql-2): writes unavailable %.1fs\n", down)
 
 	took = f.rejoinOldPrimary()
 	fmt.Printf("store scripts: postgresql old primary returns: rewound into a replica of postgresql-1 in %.1fs\n", took)
@@ -81,7 +83,7 @@ func newPGFixture(t *testing.T) *pgFixture {
 	sts := workload(t, objs, "StatefulSet", "postgresql")
 	tmpl, err := podrun.TemplateOf(sts)
 	require.NoError(t, err)
-	f := &pgFixture{t: t, ctx: context.Background(), password: randomSecret(t)}
+	f := &pgFixture{t: t, ctx: context.Background(), password: randomSecret(t), net: loopbackBlock(t), env: map[string]string{}}
 	secrets := map[string]map[string]string{
 		"postgresql-credentials": {"password": f.password, "replication-password": randomSecret(t)},
 	}
@@ -91,7 +93,7 @@ func newPGFixture(t *testing.T) *pgFixture {
 	f.cluster, err = podrun.NewCluster(storesWorkDir(t), dataNamespace, objs, secrets, images)
 	require.NoError(t, err)
 	for i := 0; i < int(replicas(sts)); i++ {
-		p := f.cluster.NewPod(fmt.Sprintf("postgresql-%d", i), fmt.Sprintf("127.0.10.%d", 10+i), tmpl)
+		p := f.cluster.NewPod(fmt.Sprintf("postgresql-%d", i), fmt.Sprintf("%s%d", f.net, 10+i), tmpl)
 		f.pods = append(f.pods, p)
 		require.NoError(t, f.cluster.SetName(p.Name+".postgresql-headless", p.IP))
 	}
@@ -120,7 +122,7 @@ func (f *pgFixture) start(p *podrun.Pod) float64 {
 
 func (f *pgFixture) tryStart(p *podrun.Pod) (float64, error) {
 	begin := time.Now()
-	if out, err := p.Run(f.ctx, "prepare", nil, 3*time.Minute); err != nil {
+	if out, err := p.Run(f.ctx, "prepare", f.env, 3*time.Minute); err != nil {
 		return 0, fmt.Errorf("%w\n%s", err, out)
 	}
 	pr, err := p.Start(f.ctx, "postgresql", nil)
@@ -210,19 +212,19 @@ func (f *pgFixture) replicated(id int, on ...*podrun.Pod) {
 	}
 }
 
-// backupAndRestore runs the backup CronJob's container as rendered, then the runbook's restore:
-// gunzip the dump into the primary with psql (over the data the dump still has, a
-// restore adds back what was lost).
+// backupAndRestore runs the backup CronJob's container as rendered, then the restore CronJob
+// as the runbook starts it (a Job from it): the newest dump loaded into the primary through
+// `postgresql` (over the data the dump still has, a restore adds back what was lost).
 func (f *pgFixture) backupAndRestore() {
 	t := f.t
 	objs := dataObjects(clusterNamed(t, "prod"))
-	tmpl, err := podrun.TemplateOf(workload(t, objs, "CronJob", "postgresql-backup"))
-	require.NoError(t, err)
-	job := f.cluster.NewPod("postgresql-backup-1", "127.0.10.50", tmpl)
-	require.NoError(t, f.cluster.SetName("postgresql-read", f.pods[1].IP))
+	run := func(cronJob, container string) string {
+		tmpl, err := podrun.TemplateOf(workload(t, objs, "CronJob", cronJob))
+		require.NoError(t, err)
+		return runJob(t, f.ctx, workload(t, objs, "CronJob", cronJob), f.cluster.NewPod(cronJob+"-1", f.net+"50", tmpl), container)
+	}
 	begin := time.Now()
-	out, err := job.Run(f.ctx, "backup", nil, 2*time.Minute)
-	require.NoError(t, err, out)
+	out := run("postgresql-backup", "backup")
 	dir, err := f.cluster.Claim("postgresql-backups")
 	require.NoError(t, err)
 	dumps, _ := filepath.Glob(filepath.Join(dir, "dumps", "cloudlab-*.sql.gz"))
@@ -231,14 +233,10 @@ func (f *pgFixture) backupAndRestore() {
 
 	f.write("DELETE FROM orders")
 	begin = time.Now()
-	dump := "/backups/dumps/" + filepath.Base(dumps[0])
-	// The runbook's step 3, from a pod that mounts the backup volume.
-	restore := f.cluster.NewPod("pg-restore", "127.0.10.51", tmpl)
-	restore.Template.Spec.Containers[0].Command = []string{"sh", "-c", "gunzip -c " + dump + " | psql -h postgresql -U postgres -q >/dev/null 2>&1; true"}
-	out, err = restore.Run(f.ctx, "backup", map[string]string{"PGPASSWORD": f.password}, 2*time.Minute)
-	require.NoError(t, err, out)
+	out = run("postgresql-restore", "restore")
+	assert.Contains(t, out, "restoring "+filepath.Base(dumps[0]), "the restore Job takes the newest dump")
 	assert.Equal(t, "3", f.query(f.pods[0], "SELECT count(*) FROM orders"), "the restore brings back the three rows the dump holds")
-	fmt.Printf("store scripts: postgresql backup (CronJob as rendered, into dumps/) %.1fs; restore by the runbook %.1fs\n", took, time.Since(begin).Seconds())
+	fmt.Printf("store scripts: postgresql backup (CronJob as rendered, into dumps/) %.1fs; restore (the runbook's Job from CronJob postgresql-restore) %.1fs\n", took, time.Since(begin).Seconds())
 }
 
 // failover: the runbook's steps after the primary's node is lost.
@@ -251,8 +249,9 @@ func (f *pgFixture) failover() float64 {
 	// The selected pod is gone: the read-write name resolves to nothing.
 	require.NoError(t, f.cluster.SetName("postgresql", ""))
 
-	// 1. the most advanced replica, 2. promote it, 3. point the read-write Service at it,
-	// 4. restart the other replica so that it streams (through its slot) from the new primary.
+	// 1. the most advanced replica, 2. promote it, 3. point the read-write Service at it (the
+	// one-line `primary` change), 4. restart the other replica so that it streams (through its
+	// slot) from the new primary.
 	lsn1 := f.query(f.pods[1], "SELECT pg_last_wal_replay_lsn()")
 	lsn2 := f.query(f.pods[2], "SELECT pg_last_wal_replay_lsn()")
 	newPrimary, other := f.pods[1], f.pods[2]
@@ -261,6 +260,14 @@ func (f *pgFixture) failover() float64 {
 	}
 	require.Equal(t, "postgresql-1", newPrimary.Name, "both replicas replayed everything; the runbook then takes the lowest ordinal")
 	require.Equal(t, "t", f.query(newPrimary, "SELECT pg_promote()"))
+
+	// The old primary's node returns before the change of `primary` is merged: it is still named
+	// the primary, and must refuse to start (two primaries would take writes).
+	out, err := f.pods[0].Run(f.ctx, "prepare", f.env, time.Minute)
+	require.Error(t, err, "the old primary must not start as a primary while postgresql-1 is one:\n%s", out)
+	require.Contains(t, out, "refusing to start as the primary: postgresql-1.postgresql-headless is a primary")
+
+	f.env["PRIMARY"] = newPrimary.Name
 	f.point(newPrimary)
 	eventually(t, time.Minute, "a write through postgresql", func() error {
 		_, err := f.psql(other, "postgresql", "INSERT INTO orders VALUES (11, 'first after the failover')")
@@ -275,11 +282,20 @@ func (f *pgFixture) failover() float64 {
 	return down
 }
 
-// rejoinOldPrimary: the lost primary's pod returns with its volume; prepare.sh sees that the
-// read-write Service names another pod and rewinds it into a replica.
+// rejoinOldPrimary: the lost primary's pod returns with its volume once `primary` names
+// postgresql-1; prepare.sh rewinds it into a replica (pg_rewind, not a new clone).
 func (f *pgFixture) rejoinOldPrimary() float64 {
 	old := f.pods[0]
-	took := f.start(old)
+	begin := time.Now()
+	out, err := old.Run(f.ctx, "prepare", f.env, 3*time.Minute)
+	require.NoError(f.t, err, out)
+	assert.Contains(f.t, out, "rewinding it onto the primary's timeline")
+	assert.NotContains(f.t, out, "cloning again", "rewound, not cloned again")
+	_, err = old.Start(f.ctx, "postgresql", nil)
+	require.NoError(f.t, err)
+	probe := old.Template.Spec.Containers[0].ReadinessProbe
+	eventually(f.t, 2*time.Minute, "the old primary ready as a replica", func() error { return old.Probe(f.ctx, "postgresql", probe) })
+	took := time.Since(begin).Seconds()
 	assert.Equal(f.t, "t", f.query(old, "SELECT pg_is_in_recovery()"), "the old primary is a replica now")
 	f.write("INSERT INTO orders VALUES (13, 'seen by the old primary')")
 	f.replicated(13, old)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudlab/platform/policytest/internal/podrun"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // redisFixture is prod's Redis Cluster (3 masters + 3 replicas) running as six sandboxed pods.
@@ -19,6 +21,8 @@ type redisFixture struct {
 	cluster  *podrun.Cluster
 	pods     []*podrun.Pod
 	password string
+	net      string // this run's loopback block, 127.x.y.
+	headless string // the StatefulSet's governing Service: the pods' names are <pod>.<it>
 }
 
 // TestRedisClusterScripts runs prod's Redis Cluster from its rendered objects with Debian's Redis
@@ -53,9 +57,11 @@ func TestRedisClusterScripts(t *testing.T) {
 	f.keys("set", 200)
 	fmt.Printf("store scripts: redis cluster formed by the bootstrap Job (6 nodes, 3 masters + 3 replicas): ok in %.1fs, %.1fs after the Job\n", time.Since(begin).Seconds(), took)
 
+	f.backupAndRestore()
+
 	p := f.pods[3]
 	p.Stop(30 * time.Second)
-	f.move(p, "127.0.21.13")
+	f.move(p, loopbackBlock(t)+"13")
 	f.start(p)
 	took = f.healthy("redis-3 back on a new IP")
 	f.keys("get", 200)
@@ -68,8 +74,9 @@ func TestRedisClusterScripts(t *testing.T) {
 	// no node can resolve a peer's new address; only start.sh's loop, meeting peers again by
 	// name once the names follow, can join them.
 	begin = time.Now()
+	block := loopbackBlock(t)
 	for i, p := range f.pods {
-		p.IP = fmt.Sprintf("127.0.22.%d", 10+i)
+		p.IP = fmt.Sprintf("%s%d", block, 10+i)
 		f.start(p)
 	}
 	for _, p := range f.pods {
@@ -88,15 +95,16 @@ func newRedisFixture(t *testing.T) *redisFixture {
 	sts := workload(t, objs, "StatefulSet", "redis")
 	tmpl, err := podrun.TemplateOf(sts)
 	require.NoError(t, err)
-	f := &redisFixture{t: t, ctx: context.Background(), password: randomSecret(t)}
+	governing, _, _ := unstructured.NestedString(sts.Object, "spec", "serviceName")
+	f := &redisFixture{t: t, ctx: context.Background(), password: randomSecret(t), net: loopbackBlock(t), headless: governing}
 	secrets := map[string]map[string]string{"redis-credentials": {"password": f.password}}
 	images := map[string]podrun.Image{"valkey/valkey:8.1.4": {Path: []string{standins(t, "valkey")}, User: "valkey"}}
 	f.cluster, err = podrun.NewCluster(storesWorkDir(t), dataNamespace, objs, secrets, images)
 	require.NoError(t, err)
 	for i := 0; i < int(replicas(sts)); i++ {
-		p := f.cluster.NewPod(fmt.Sprintf("redis-%d", i), fmt.Sprintf("127.0.20.%d", 10+i), tmpl)
+		p := f.cluster.NewPod(fmt.Sprintf("redis-%d", i), fmt.Sprintf("%s%d", f.net, 10+i), tmpl)
 		f.pods = append(f.pods, p)
-		require.NoError(t, f.cluster.SetName(p.Name+".redis-headless", p.IP))
+		require.NoError(t, f.cluster.SetName(p.Name+"."+f.headless, p.IP))
 	}
 	require.Len(t, f.pods, 6)
 	require.NoError(t, f.cluster.SetName("redis", f.pods[0].IP))
@@ -107,7 +115,7 @@ func newRedisFixture(t *testing.T) *redisFixture {
 // record follows the pod).
 func (f *redisFixture) move(p *podrun.Pod, ip string) {
 	p.IP = ip
-	require.NoError(f.t, f.cluster.SetName(p.Name+".redis-headless", ip))
+	require.NoError(f.t, f.cluster.SetName(p.Name+"."+f.headless, ip))
 	if p == f.pods[0] {
 		require.NoError(f.t, f.cluster.SetName("redis", ip))
 	}
@@ -136,7 +144,7 @@ func (f *redisFixture) bootstrap() string {
 	objs := dataObjects(clusterNamed(f.t, "prod"))
 	tmpl, err := podrun.TemplateOf(workload(f.t, objs, "Job", "redis-cluster-bootstrap"))
 	require.NoError(f.t, err)
-	job := f.cluster.NewPod("redis-cluster-bootstrap-1", "127.0.20.50", tmpl)
+	job := f.cluster.NewPod("redis-cluster-bootstrap-1", f.net+"50", tmpl)
 	out, err := job.Run(f.ctx, "bootstrap", nil, 3*time.Minute)
 	require.NoError(f.t, err, out)
 	return out
@@ -199,4 +207,61 @@ func (f *redisFixture) keys(op string, n int) {
   i=$((i + 1)); done`, n, op)
 	out, err := f.pods[0].Exec(f.ctx, "redis", 2*time.Minute, "sh", "-c", script)
 	require.NoError(f.t, err, "%s %d keys: %s", op, n, out)
+}
+
+// backupAndRestore runs the backup CronJob's container as rendered (an RDB per master), empties
+// one master, and restores it as docs/data/redis.md says: its RDB copied in as dump.rdb, then
+// CONFIG SET appendonly no, DEBUG RELOAD NOSAVE, CONFIG SET appendonly yes — and its keys are back
+// after a restart too (the AOF was rewritten).
+func (f *redisFixture) backupAndRestore() {
+	t := f.t
+	objs := dataObjects(clusterNamed(t, "prod"))
+	tmpl, err := podrun.TemplateOf(workload(t, objs, "CronJob", "redis-backup"))
+	require.NoError(t, err)
+	out := runJob(t, f.ctx, workload(t, objs, "CronJob", "redis-backup"), f.cluster.NewPod("redis-backup-1", f.net+"51", tmpl), "backup")
+	backups, err := f.cluster.Claim("redis-backups")
+	require.NoError(t, err)
+
+	var master *podrun.Pod
+	for _, p := range f.pods {
+		if role, _ := f.cli(p, "role"); strings.HasPrefix(role, "master") {
+			master = p
+			break
+		}
+	}
+	require.NotNil(t, master)
+	before, _ := f.cli(master, "dbsize")
+	rdbs, _ := filepath.Glob(filepath.Join(backups, "rdb", "*-"+master.IP+".rdb"))
+	require.Len(t, rdbs, 1, "one RDB of %s in rdb/ below the backup volume's root:\n%s", master.Name, out)
+
+	begin := time.Now()
+	_, err = f.cli(master, "flushall")
+	require.NoError(t, err)
+	vol, err := master.Claim("data")
+	require.NoError(t, err)
+	data, err := os.ReadFile(rdbs[0])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(vol, "redis", "dump.rdb"), data, 0o644))
+	for _, cmd := range [][]string{{"config", "set", "appendonly", "no"}, {"debug", "reload", "nosave"}, {"config", "set", "appendonly", "yes"}} {
+		out, err := f.cli(master, cmd...)
+		require.NoError(t, err, "%v: %s", cmd, out)
+	}
+	after, _ := f.cli(master, "dbsize")
+	require.Equal(t, strings.TrimSpace(before), strings.TrimSpace(after), "%s: the keys of its RDB are back", master.Name)
+	took := time.Since(begin).Seconds()
+	// The AOF now holds them: a restart keeps them.
+	eventually(t, 30*time.Second, "AOF rewritten", func() error {
+		info, _ := f.cli(master, "info", "persistence")
+		if !strings.Contains(info, "aof_rewrite_in_progress:0") || !strings.Contains(info, "aof_enabled:1") {
+			return fmt.Errorf("%s", firstLine(info, "aof_rewrite_in_progress"))
+		}
+		return nil
+	})
+	master.Stop(30 * time.Second)
+	f.start(master)
+	f.healthy("after the restore")
+	restarted, _ := f.cli(master, "dbsize")
+	require.Equal(t, strings.TrimSpace(before), strings.TrimSpace(restarted), "%s: the restored keys survive a restart", master.Name)
+	fmt.Printf("store scripts: redis backup (CronJob as rendered, an RDB per master into rdb/) and the runbook's restore of %s: %s keys back in %.1fs, kept across a restart\n",
+		master.Name, strings.TrimSpace(after), took)
 }

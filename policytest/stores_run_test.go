@@ -1,6 +1,7 @@
 package policytest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -123,6 +124,16 @@ func eventually(t *testing.T, d time.Duration, what string, f func() error) floa
 	return 0
 }
 
+// loopbackBlock is a /24 of 127.0.0.0/8 for one scenario's pod addresses ("127.x.y."), chosen at
+// random so that two runs on one machine (two checkouts, two CI jobs) do not collide.
+func loopbackBlock(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 2)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return fmt.Sprintf("127.%d.%d.", 16+int(b[0])%224, b[1])
+}
+
 func storesWorkDir(t *testing.T) string {
 	t.Helper()
 	// Not t.TempDir: the sandboxes' files belong to mapped users; removed by RemoveAll below.
@@ -136,4 +147,30 @@ func storesWorkDir(t *testing.T) string {
 		}
 	})
 	return dir
+}
+
+// runJob runs a Job's (or a CronJob's Job's) container as the Job controller would: again after a
+// failure, up to backoffLimit more times (restartPolicy OnFailure or Never alike). It returns the
+// output of the run that succeeded, and fails the test with every run's output when none did.
+func runJob(t *testing.T, ctx context.Context, job *unstructured.Unstructured, pod *podrun.Pod, container string) string {
+	t.Helper()
+	path := []string{"spec", "backoffLimit"}
+	if job.GetKind() == "CronJob" {
+		path = []string{"spec", "jobTemplate", "spec", "backoffLimit"}
+	}
+	limit, found, _ := unstructured.NestedInt64(job.Object, path...)
+	if !found {
+		limit = 6 // the Job API's default
+	}
+	var outs []string
+	for attempt := int64(0); attempt <= limit; attempt++ {
+		out, err := pod.Run(ctx, container, nil, 3*time.Minute)
+		if err == nil {
+			return out
+		}
+		outs = append(outs, fmt.Sprintf("attempt %d: %v", attempt+1, err))
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s %s failed %d times:\n%s", job.GetKind(), job.GetName(), limit+1, strings.Join(outs, "\n"))
+	return ""
 }

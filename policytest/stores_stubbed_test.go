@@ -39,7 +39,7 @@ type stubRun struct {
 	prepare   func(stubDir string, pod *podrun.Pod)
 }
 
-func (r stubRun) run() (log string, pod *podrun.Pod, stubDir string) {
+func (r stubRun) setup() (pod *podrun.Pod, stubDir string) {
 	t := r.t
 	objs := dataObjects(r.cluster)
 	w := workload(t, objs, r.kind, r.workload)
@@ -77,14 +77,34 @@ func (r stubRun) run() (log string, pod *podrun.Pod, stubDir string) {
 	}
 	cl, err := podrun.NewCluster(dir, dataNamespace, objs, secrets, images)
 	require.NoError(t, err)
-	pod = cl.NewPod(fmt.Sprintf("%s-%d", r.workload, r.ordinal), "127.0.30.10", tmpl)
+	pod = cl.NewPod(fmt.Sprintf("%s-%d", r.workload, r.ordinal), loopbackBlock(t)+"10", tmpl)
 	if r.prepare != nil {
 		r.prepare(stubDir, pod)
 	}
+	return pod, stubDir
+}
+
+// run runs the container to its end and returns the stub log.
+func (r stubRun) run() (log string, pod *podrun.Pod, stubDir string) {
+	pod, stubDir = r.setup()
 	out, err := pod.Run(context.Background(), r.container, r.env, time.Minute)
-	require.NoError(t, err, out)
+	require.NoError(r.t, err, out)
 	data, _ := os.ReadFile(filepath.Join(stubDir, "log"))
 	return string(data), pod, stubDir
+}
+
+// waits starts the container, lets it run for d, stops it, and returns the stub log; it fails the
+// test if the container ended by itself within d.
+func (r stubRun) waits(d time.Duration) string {
+	pod, stubDir := r.setup()
+	pr, err := pod.Start(context.Background(), r.container, r.env)
+	require.NoError(r.t, err)
+	ended, _ := pr.Wait(d)
+	pr.Stop(time.Second)
+	out, _ := os.ReadFile(pr.Log)
+	require.False(r.t, ended, "%s-%d: ended within %s instead of waiting:\n%s", r.workload, r.ordinal, d, out)
+	data, _ := os.ReadFile(filepath.Join(stubDir, "log"))
+	return string(data)
 }
 
 // kafkaStatus is `kafka-metadata-quorum.sh describe --status` as Kafka 4.x prints it, with the
@@ -107,12 +127,12 @@ func kafkaStatus(voters map[int]string) string {
 // run against stubs:
 //   - the log directory (and the meta.properties test) is a folder below the volume's root;
 //   - each node advertises <pod>.<its governing headless Service> (what clients are handed);
-//   - a node with an empty log directory: a broker formats without initial controllers; a
-//     controller formats with --initial-controllers only when no quorum answers (the very first
-//     formation), and otherwise without them, then — once caught up — removes the voter its node
-//     id had with the lost directory and adds its new directory (KIP-853);
-//   - a controller with its log directory intact and already a voter formats nothing and changes
-//     no voter.
+//   - a node with an empty log directory: a broker formats without initial controllers;
+//     controller 0, when no quorum answers, forms the first quorum alone (--standalone); any other
+//     controller never forms one — it waits for a quorum, then formats without initial
+//     controllers (a new directory id) and, once caught up, removes the voter its node id had
+//     with a lost directory (if any) and adds itself (KIP-853);
+//   - a controller with its log directory intact runs no quorum tool at all.
 func TestKafkaStartDecisions(t *testing.T) {
 	t.Parallel()
 	storeScriptsNeed(t)
@@ -121,90 +141,97 @@ func TestKafkaStartDecisions(t *testing.T) {
 			if sts.GetLabels()["app.kubernetes.io/name"] != "kafka" {
 				continue
 			}
-			tmpl, err := podrun.TemplateOf(sts)
-			require.NoError(t, err)
-			roles := ""
-			for _, e := range tmpl.Spec.Containers[0].Env {
-				if e.Name == "ROLES" {
-					roles = e.Value
-				}
-			}
-			governing, _, _ := unstructured.NestedString(sts.Object, "spec", "serviceName")
-			name := fmt.Sprintf("%s/%s", c.Name, sts.GetName())
-			t.Run(name, func(t *testing.T) {
+			t.Run(c.Name+"/"+sts.GetName(), func(t *testing.T) {
 				t.Parallel()
-				run := stubRun{t: t, cluster: c, kind: "StatefulSet", workload: sts.GetName(), container: "kafka",
-					stubs: "kafka", bindAt: "/opt/kafka/bin", env: map[string]string{"QUORUM_PROBE_SECONDS": "0", "STUB_RUN_SECONDS": "1"}}
-
-				// A fresh volume (lost+found in it), no quorum answers.
-				log, pod, stubDir := run.run()
-				vol, _ := pod.Claim("data")
-				props, err := os.ReadFile(filepath.Join(stubDir, "server.properties."+pod.Name))
-				require.NoError(t, err, "%s: kafka-server-start.sh was not reached:\n%s", name, log)
-				logDir := property(string(props), "log.dirs")
-				assert.True(t, strings.HasPrefix(logDir, "/var/lib/kafka/data/"), "%s: log.dirs %s is below the volume's mount", name, logDir)
-				_, err = os.Stat(filepath.Join(vol, strings.TrimPrefix(logDir, "/var/lib/kafka/data/"), "meta.properties"))
-				assert.NoError(t, err, "%s: formatted into log.dirs below the volume root", name)
-				host := fmt.Sprintf("%s.%s.%s.svc.cluster.local", pod.Name, governing, dataNamespace)
-				assert.Contains(t, property(string(props), "advertised.listeners"), "://"+host+":", "%s: advertises its per-pod name under its governing Service", name)
-				initial := regexp.MustCompile(`kafka-storage.sh format .*--initial-controllers \S+`)
-				if strings.Contains(roles, "controller") {
-					assert.Regexp(t, initial, log, "%s: a controller's first formation (no quorum answers) formats with --initial-controllers", name)
-				} else {
-					assert.Contains(t, log, "--no-initial-controllers", "%s: a broker formats without initial controllers", name)
-					assert.NotRegexp(t, initial, log, "%s: a broker is never an initial voter", name)
-				}
-				if !strings.Contains(roles, "controller") {
-					return
-				}
-
-				// A controller whose volume was lost while the quorum lives on.
-				replicas := int(replicas(sts))
-				if replicas < 3 {
-					return // a quorum of one has nobody to join: it forms anew (docs/data/kafka.md)
-				}
-				run.ordinal = 1
-				nodeID := 1
-				for _, e := range tmpl.Spec.Containers[0].Env {
-					if e.Name == "NODE_ID_OFFSET" && e.Value != "0" {
-						nodeID = 1 + atoi(t, e.Value)
-					}
-				}
-				run.prepare = func(stubDir string, pod *podrun.Pod) {
-					status := kafkaStatus(map[int]string{0: "dir-0", nodeID: "lostdir", 2: "dir-2"})
-					require.NoError(t, os.WriteFile(filepath.Join(stubDir, "status"), []byte(status), 0o644))
-					repl := fmt.Sprintf("NodeId  DirectoryId  LogEndOffset  Lag  LastFetchTimestamp  LastCaughtUpTimestamp  Status\n0 dir-0 120 0 1 1 Leader\n%d lostdir 90 30 1 1 Follower\n%d newdir-%d 120 0 1 1 Observer\n", nodeID, nodeID, nodeID)
-					require.NoError(t, os.WriteFile(filepath.Join(stubDir, "replication"), []byte(repl), 0o644))
-				}
-				log, _, _ = run.run()
-				assert.Contains(t, log, "--no-initial-controllers", "%s: a controller joining a living quorum gets a new directory id", name)
-				assert.NotRegexp(t, initial, log, "%s: never re-formatted as an initial voter", name)
-				remove := strings.Index(log, fmt.Sprintf("remove-controller --controller-id %d --controller-directory-id lostdir", nodeID))
-				add := strings.Index(log, "add-controller")
-				assert.True(t, remove >= 0 && add > remove, "%s: removes the voter with the lost directory, then adds itself:\n%s", name, log)
-
-				// The same controller restarting with its log directory: nothing to format, already a voter.
-				run.prepare = func(stubDir string, pod *podrun.Pod) {
-					vol, err := pod.Claim("data")
-					require.NoError(t, err)
-					dir := filepath.Join(vol, strings.TrimPrefix(logDir, "/var/lib/kafka/data/"))
-					require.NoError(t, os.MkdirAll(dir, 0o777))
-					require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.properties"), []byte(fmt.Sprintf("node.id=%d\ndirectory.id=dir-%d\n", nodeID, nodeID)), 0o644))
-					require.NoError(t, os.WriteFile(filepath.Join(stubDir, "status"), []byte(kafkaStatus(map[int]string{0: "dir-0", nodeID: fmt.Sprintf("dir-%d", nodeID), 2: "dir-2"})), 0o644))
-					require.NoError(t, os.WriteFile(filepath.Join(stubDir, "replication"), []byte(fmt.Sprintf("NodeId DirectoryId LogEndOffset Lag\n%d dir-%d 120 0\n", nodeID, nodeID)), 0o644))
-				}
-				log, _, _ = run.run()
-				assert.NotContains(t, log, "kafka-storage.sh format", "%s: an intact log directory is not formatted", name)
-				assert.NotContains(t, log, "add-controller", "%s: a voter adds no voter", name)
-				assert.NotContains(t, log, "remove-controller", "%s: a voter removes no voter", name)
+				kafkaStartDecisions(t, c, sts)
 			})
 		}
 	}
 	t.Cleanup(func() {
 		if !t.Failed() {
-			fmt.Println("store scripts: kafka start.sh decisions (log dir below the volume root, advertised names, first formation vs joining with add-controller): every node set of dev, staging and prod")
+			fmt.Println("store scripts: kafka start.sh decisions (log dir below the volume root, advertised names, first formation by controller 0 alone, every other controller joins with add-controller): every node set of dev, staging and prod")
 		}
 	})
+}
+
+func kafkaStartDecisions(t *testing.T, c *render.Cluster, sts *unstructured.Unstructured) {
+	tmpl, err := podrun.TemplateOf(sts)
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, e := range tmpl.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	controller := strings.Contains(env["ROLES"], "controller")
+	nodeID := func(ordinal int) int { return atoi(t, env["NODE_ID_OFFSET"]) + ordinal }
+	governing, _, _ := unstructured.NestedString(sts.Object, "spec", "serviceName")
+	name := fmt.Sprintf("%s/%s", c.Name, sts.GetName())
+	run := stubRun{t: t, cluster: c, kind: "StatefulSet", workload: sts.GetName(), container: "kafka",
+		stubs: "kafka", bindAt: "/opt/kafka/bin", env: map[string]string{"QUORUM_PROBE_SECONDS": "0", "STUB_RUN_SECONDS": "1"}}
+	formatsAsVoter := regexp.MustCompile(`kafka-storage.sh format .*--(standalone|initial-controllers)`)
+	answers := func(voters map[int]string, self int) func(string, *podrun.Pod) {
+		return func(stubDir string, _ *podrun.Pod) {
+			require.NoError(t, os.WriteFile(filepath.Join(stubDir, "status"), []byte(kafkaStatus(voters)), 0o644))
+			repl := fmt.Sprintf("NodeId  DirectoryId  LogEndOffset  Lag  LastFetchTimestamp  LastCaughtUpTimestamp  Status\n0 dir-0 120 0 1 1 Leader\n%d newdir-%d 120 0 1 1 Observer\n", self, self)
+			require.NoError(t, os.WriteFile(filepath.Join(stubDir, "replication"), []byte(repl), 0o644))
+		}
+	}
+
+	// Ordinal 0 on a fresh volume (lost+found in it), no quorum answers.
+	log, pod, stubDir := run.run()
+	vol, _ := pod.Claim("data")
+	props, err := os.ReadFile(filepath.Join(stubDir, "server.properties."+pod.Name))
+	require.NoError(t, err, "%s: kafka-server-start.sh was not reached:\n%s", name, log)
+	logDir := property(string(props), "log.dirs")
+	assert.True(t, strings.HasPrefix(logDir, "/var/lib/kafka/data/"), "%s: log.dirs %s is below the volume's mount", name, logDir)
+	_, err = os.Stat(filepath.Join(vol, strings.TrimPrefix(logDir, "/var/lib/kafka/data/"), "meta.properties"))
+	assert.NoError(t, err, "%s: formatted into log.dirs below the volume root", name)
+	host := fmt.Sprintf("%s.%s.%s.svc.cluster.local", pod.Name, governing, dataNamespace)
+	assert.Contains(t, property(string(props), "advertised.listeners"), "://"+host+":", "%s: advertises its per-pod name under its governing Service", name)
+	if controller {
+		assert.Contains(t, log, "--standalone", "%s: controller 0 forms the first quorum alone", name)
+	} else {
+		assert.Contains(t, log, "--no-initial-controllers", "%s: a broker formats without initial controllers", name)
+		assert.NotRegexp(t, formatsAsVoter, log, "%s: a broker is never a voter", name)
+		return
+	}
+	if replicas(sts) < 3 {
+		return // a quorum of one has nobody to join: it forms anew (docs/data/kafka.md)
+	}
+
+	// Controller 1 on a fresh volume while no quorum answers: it waits, and never forms one.
+	run.ordinal = 1
+	run.prepare = nil
+	log = run.waits(3 * time.Second)
+	assert.NotContains(t, log, "kafka-storage.sh format", "%s: controller 1 never formats while no quorum answers", name)
+	assert.Contains(t, log, "kafka-metadata-quorum.sh", "%s: controller 1 asks for the quorum", name)
+
+	// Controller 1 on a fresh volume joining the quorum controller 0 formed: adds itself.
+	run.prepare = answers(map[int]string{0: "dir-0"}, nodeID(1))
+	log, _, _ = run.run()
+	assert.Contains(t, log, "--no-initial-controllers", "%s: a controller joining gets a new directory id", name)
+	assert.NotRegexp(t, formatsAsVoter, log, "%s: never formatted as a voter", name)
+	assert.NotContains(t, log, "remove-controller", "%s: no old voter to remove", name)
+	assert.Contains(t, log, "add-controller", "%s: adds itself once caught up", name)
+
+	// Controller 1 whose volume was lost while the quorum lives on: replaces its old voter entry.
+	run.prepare = answers(map[int]string{0: "dir-0", nodeID(1): "lostdir", 2: "dir-2"}, nodeID(1))
+	log, _, _ = run.run()
+	assert.NotRegexp(t, formatsAsVoter, log, "%s: never re-formatted as a voter", name)
+	remove := strings.Index(log, fmt.Sprintf("remove-controller --controller-id %d --controller-directory-id lostdir", nodeID(1)))
+	add := strings.Index(log, "add-controller")
+	assert.True(t, remove >= 0 && add > remove, "%s: removes the voter with the lost directory, then adds itself:\n%s", name, log)
+
+	// The same controller restarting with its log directory: nothing to format, no quorum tool.
+	run.prepare = func(stubDir string, pod *podrun.Pod) {
+		vol, err := pod.Claim("data")
+		require.NoError(t, err)
+		dir := filepath.Join(vol, strings.TrimPrefix(logDir, "/var/lib/kafka/data/"))
+		require.NoError(t, os.MkdirAll(dir, 0o777))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.properties"), []byte(fmt.Sprintf("node.id=%d\ndirectory.id=dir-1\n", nodeID(1))), 0o644))
+	}
+	log, _, _ = run.run()
+	assert.NotContains(t, log, "kafka-storage.sh format", "%s: an intact log directory is not formatted", name)
+	assert.NotContains(t, log, "kafka-metadata-quorum.sh", "%s: an intact controller runs no quorum tool beside Kafka", name)
 }
 
 func atoi(t *testing.T, s string) int {

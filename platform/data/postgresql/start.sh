@@ -8,13 +8,12 @@ umask 077
 printf '*:*:*:replicator:%s\n' "$REPLICATION_PASSWORD" > /tmp/pgpass
 # Slots keep WAL for a replica that is away, up to max_slot_wal_keep_size (per environment, sized
 # against the volume: docs/data/postgresql.md); a replica away longer loses its slot's WAL and
-# re-clones. wal_log_hints lets pg_rewind turn a failed primary into a replica.
+# re-clones. (pg_rewind relies on the data checksums initdb turned on: prepare.sh.)
 exec postgres -D "$PGDATA" \
   -c hba_file=/config/pg_hba.conf \
   -c listen_addresses='*' \
   -c wal_level=replica \
   -c hot_standby=on \
-  -c wal_log_hints=on \
   -c max_wal_senders=10 \
   -c max_replication_slots=10 \
   -c max_slot_wal_keep_size="$MAX_SLOT_WAL_KEEP_SIZE" \

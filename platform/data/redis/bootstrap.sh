@@ -12,16 +12,16 @@ cli() { valkey-cli -a "$REDIS_PASSWORD" --no-auth-warning "$@"; }
 addrs=""
 i=0
 while [ "$i" -lt "$N" ]; do
-  host="redis-$i.redis-headless.cloudlab-data.svc.cluster.local"
+  host="redis-$i.$HEADLESS.$POD_NAMESPACE.svc.cluster.local"
   until cli -h "$host" ping 2>/dev/null | grep -q PONG; do echo "waiting for $host"; sleep 3; done
   addrs="$addrs $(getent hosts "$host" | awk '{print $1}'):6379"
   i=$((i + 1))
 done
-info=$(cli -h redis-0.redis-headless.cloudlab-data.svc.cluster.local cluster info | tr -d '\r')
+info=$(cli -h "redis-0.$HEADLESS.$POD_NAMESPACE.svc.cluster.local" cluster info | tr -d '\r')
 if echo "$info" | grep -q '^cluster_state:ok'; then echo "cluster already formed"; exit 0; fi
 if ! echo "$info" | grep -q '^cluster_slots_assigned:0$'; then
   waited=0
-  until cli -h redis-0.redis-headless.cloudlab-data.svc.cluster.local cluster info | grep -q '^cluster_state:ok'; do
+  until cli -h "redis-0.$HEADLESS.$POD_NAMESPACE.svc.cluster.local" cluster info | grep -q '^cluster_state:ok'; do
     if [ "$waited" -ge "${HEAL_WAIT_SECONDS:-300}" ]; then
       echo "slots are assigned but the cluster has not healed in ${waited}s: repair by hand (docs/data/redis.md)"; exit 1
     fi

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts one Redis (Valkey) node, announcing the pod's current IP and its stable hostname
-# (<pod>.redis-headless...), which clients are redirected to.
+# (<pod>.<HEADLESS>.<namespace>..., the governing Service's per-pod name), which clients are
+# redirected to.
 #
 # A Redis Cluster node remembers its peers by node id with the IP they last had (nodes.conf, on
 # its volume), and the cluster bus only dials IPs. When nodes return on new IPs — one pod
@@ -19,7 +20,7 @@ dir=$(sed -n 's/^dir //p' /config/redis.conf)
 mkdir -p "$dir"
 port=$(sed -n 's/^port //p' /config/redis.conf)
 nodes_conf=$(sed -n 's/^cluster-config-file //p' /config/cluster.conf)
-host="$HOSTNAME.redis-headless.cloudlab-data.svc.cluster.local"
+host="$HOSTNAME.$HEADLESS.$POD_NAMESPACE.svc.cluster.local"
 cli() { valkey-cli -p "$port" -a "$REDIS_PASSWORD" --no-auth-warning "$@"; }
 resolve() { getent hosts "$1" | awk '{print $1; exit}'; }
 # The hostname a nodes.conf or CLUSTER NODES line announces: ip:port@cport,hostname[,aux=...].

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -38,10 +39,12 @@ type Identity struct {
 }
 
 // Gateway is the caller name used for the ingress gateway; Unlabelled names a pod in
-// Prometheus' namespace that lacks Prometheus' labels (the namespace alone must not be enough).
+// Prometheus' namespace that lacks Prometheus' labels (the namespace alone must not be enough);
+// NodeCaller is the node itself, the caller of the controls (Expectations).
 const (
 	Gateway    = "gateway"
 	Unlabelled = "unlabelled-in-monitoring"
+	NodeCaller = "node"
 )
 
 type entry struct {
@@ -157,7 +160,13 @@ func (e Expectation) Key() string {
 //   - Prometheus to every service: the metrics port always, the application port never;
 //   - a pod in Prometheus' namespace without Prometheus' labels (Unlabelled): neither port;
 //   - every service to an address outside the cluster (outsidePort): never; the gateway's pod
-//     (no egress policy in its namespace): yes, a control that the address is reachable.
+//     (no egress policy in its namespace): yes, a control that the address is reachable;
+//   - a control for every service port that no caller above may reach (today notification's
+//     application port: nothing calls it and it has no public route): the node itself
+//     (NodeCaller) connects to it, which NetworkPolicies never block (Kubernetes'
+//     NetworkPolicy documentation: pods cannot "block access from their resident node"). Else
+//     every drop there would pass with the Service or its port broken, as a broken one times
+//     out too; with it, the drops are the policies' doing.
 func (c *Catalog) Expectations(outsidePort int) []Expectation {
 	var exp []Expectation
 	for _, from := range c.Services {
@@ -182,7 +191,21 @@ func (c *Catalog) Expectations(outsidePort int) []Expectation {
 	}
 	// Control: the gateway's namespace has no egress policy, so its pod reaches the outside
 	// address; the services' drops of it are then their policies' doing, not the network's.
-	return append(exp, Expectation{Gateway, Outside, outsidePort, true})
+	exp = append(exp, Expectation{Gateway, Outside, outsidePort, true})
+	reachable := map[Expectation]bool{}
+	for _, e := range exp {
+		if e.Connect {
+			reachable[Expectation{To: e.To, Port: e.Port}] = true
+		}
+	}
+	for _, to := range c.Services {
+		for _, port := range []int{c.Ports[to].HTTP, c.Ports[to].Metrics} {
+			if !reachable[Expectation{To: to, Port: port}] {
+				exp = append(exp, Expectation{NodeCaller, to, port, true})
+			}
+		}
+	}
+	return exp
 }
 
 // IsMetrics says whether an expectation is to a service's metrics port.
@@ -190,8 +213,13 @@ func (c *Catalog) IsMetrics(e Expectation) bool {
 	return e.To != Outside && e.Port == c.Ports[e.To].Metrics
 }
 
-// Judge compares what the probes saw (outcome per Expectation.Key: "ok" connected; anything else
-// did not) with the expectations and returns one problem per connection that differs, naming it.
+// Judge compares what the probes saw (outcome per Expectation.Key, as the probe reports it:
+// "ok", "timeout", "refused", "status <code>", "dns: ...", "unreachable", "error: ...") with
+// the expectations and returns one problem per connection that differs, naming it and what
+// happened. An allowed connection must be "ok". A denied one must be "timeout": a
+// NetworkPolicy drops packets silently, so anything else means that the packet was not
+// dropped by a policy (refused: it crossed the policy and found the port closed; a status: an
+// answer came back) or never left (dns: the name did not resolve).
 func Judge(exp []Expectation, seen map[string]string) []string {
 	var problems []string
 	for _, e := range exp {
@@ -199,21 +227,53 @@ func Judge(exp []Expectation, seen map[string]string) []string {
 		switch {
 		case !ok:
 			problems = append(problems, e.Key()+": not probed")
+		case e.Connect && got != "ok" && e.From == NodeCaller:
+			problems = append(problems, fmt.Sprintf("%s: %s, but this control must connect: no caller may reach %s:%d, so without it "+
+				"every drop there would pass with its Service or port broken", e.Key(), got, e.To, e.Port))
 		case e.Connect && got != "ok":
 			problems = append(problems, fmt.Sprintf("%s: %s, but the catalog declares this call", e.Key(), got))
 		case !e.Connect && got == "ok":
 			problems = append(problems, fmt.Sprintf("%s: connected, but the catalog has no such call", e.Key()))
+		case !e.Connect && got != "timeout":
+			problems = append(problems, fmt.Sprintf("%s: %s, but a connection the catalog denies must time out (a policy drops silently): %s",
+				e.Key(), got, notSilent(got)))
 		}
 	}
 	sort.Strings(problems)
 	return problems
 }
 
+// notSilent says what an outcome other than a timeout means for a denied connection.
+func notSilent(outcome string) string {
+	switch {
+	case outcome == "refused":
+		return "the connection crossed the policies and found the port closed"
+	case strings.HasPrefix(outcome, "status "):
+		return "an answer came back"
+	case strings.HasPrefix(outcome, "dns: "):
+		return "the name did not resolve, so nothing was sent"
+	case outcome == "unreachable":
+		return "the network, not a policy, turned it away"
+	}
+	return "it was not dropped by a policy"
+}
+
+// Controls names the ports that only a control reaches ("notification:8080"), for the report.
+func Controls(exp []Expectation) []string {
+	var out []string
+	for _, e := range exp {
+		if e.From == NodeCaller {
+			out = append(out, fmt.Sprintf("%s:%d", e.To, e.Port))
+		}
+	}
+	return out
+}
+
 // Tally counts, for a report line, the pairs between services (application port) that
 // connected and were dropped, and how many of the drops were silent (timeouts).
 func (c *Catalog) Tally(exp []Expectation, seen map[string]string) (connected, dropped, timeouts int) {
 	for _, e := range exp {
-		if e.From == Gateway || e.From == "prometheus" || e.From == Unlabelled || e.To == Outside || c.IsMetrics(e) {
+		if _, fromService := c.Calls[e.From]; !fromService || e.To == Outside || c.IsMetrics(e) {
 			continue
 		}
 		if seen[e.Key()] == "ok" {

@@ -34,8 +34,9 @@ func TestExpectationsFromTheCatalog(t *testing.T) {
 	}
 	pairs, calls, public := 0, 0, 0
 	for _, e := range exp {
+		_, fromService := c.Calls[e.From]
 		switch {
-		case e.From != Gateway && e.From != "prometheus" && e.From != Unlabelled && e.To != Outside && !c.IsMetrics(e):
+		case fromService && e.To != Outside && !c.IsMetrics(e):
 			pairs++
 			if e.Connect {
 				calls++
@@ -46,6 +47,11 @@ func TestExpectationsFromTheCatalog(t *testing.T) {
 	}
 	if pairs != 132 || calls != 9 || public != 9 {
 		t.Fatalf("pairs %d calls %d public %d, want 132, 9, 9", pairs, calls, public)
+	}
+	// notification's application port: nothing calls it and it has no public route. Every
+	// metrics port has Prometheus, every other application port a caller.
+	if got := Controls(exp); !reflect.DeepEqual(got, []string{"notification:8080"}) {
+		t.Fatalf("controls %q, want exactly notification:8080", got)
 	}
 	seen := seenAsExpected(exp)
 	if got := Judge(exp, seen); len(got) != 0 {
@@ -103,5 +109,33 @@ func TestOneCallOneExpectation(t *testing.T) {
 func TestUnknownCalleeIsAnError(t *testing.T) {
 	if _, err := LoadCatalog("testdata/unknown-callee", "cloudlab"); err == nil || err.Error() != `services/a/values.yaml: calls "b", which is not in the catalog` {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// A connection the catalog denies must time out: a NetworkPolicy drops silently. Refused (the
+// packet crossed the policies and found the port closed), an HTTP status (an answer came back),
+// a DNS error (nothing was sent) or unreachable each fail, naming the pair and what happened.
+// And the control of a port no caller may reach must connect.
+func TestADeniedConnectionMustTimeOut(t *testing.T) {
+	c := repoCatalog(t)
+	exp := c.Expectations(18080)
+	seen := seenAsExpected(exp)
+	seen["payment -> inventory:8080"] = "refused"
+	seen["gateway -> notification:8080"] = "status 403"
+	seen["search -> user:8080"] = "dns: lookup user.cloudlab.svc.cluster.local: no such host"
+	seen["cart -> outside the cluster"] = "unreachable"
+	seen["node -> notification:8080"] = "timeout"
+	want := []string{
+		"cart -> outside the cluster: unreachable, but a connection the catalog denies must time out (a policy drops silently): the network, not a policy, turned it away",
+		"gateway -> notification:8080: status 403, but a connection the catalog denies must time out (a policy drops silently): an answer came back",
+		"node -> notification:8080: timeout, but this control must connect: no caller may reach notification:8080, so without it every drop there would pass with its Service or port broken",
+		"payment -> inventory:8080: refused, but a connection the catalog denies must time out (a policy drops silently): the connection crossed the policies and found the port closed",
+		"search -> user:8080: dns: lookup user.cloudlab.svc.cluster.local: no such host, but a connection the catalog denies must time out (a policy drops silently): the name did not resolve, so nothing was sent",
+	}
+	if got := Judge(exp, seen); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if conn, dropped, silent := c.Tally(exp, seen); conn != 9 || dropped != 123 || silent != 121 {
+		t.Fatalf("tally %d %d %d, want 9 123 121", conn, dropped, silent)
 	}
 }

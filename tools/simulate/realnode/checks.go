@@ -3,6 +3,9 @@ package realnode
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,8 +254,9 @@ func (n *Node) WaitQuiet(ctx context.Context, since time.Time, quiet, timeout ti
 type Prober struct{ Namespace, Pod string }
 
 // Matrix tries every expectation at once (one exec per identity, each trying its connections
-// concurrently): an allowed connection is retried for up to 10s (a new pod's first packets may
-// race the enforcer), a denied one gets one attempt of dropTimeout. It returns the outcome per
+// concurrently; the controls from the node itself, fromNode): an allowed connection is retried
+// for up to 10s (a new pod's first packets may race the enforcer), a denied one gets one
+// attempt of dropTimeout. It returns the outcome per
 // Expectation.Key and the DNS answers per identity and name.
 func (n *Node) Matrix(ctx context.Context, cat *Catalog, exp []Expectation, from map[string]Prober, dropTimeout time.Duration, dnsNames []string) (seen map[string]string, dns map[string]map[string][]string, err error) {
 	byFrom := map[string][]Target{}
@@ -284,6 +288,19 @@ func (n *Node) Matrix(ctx context.Context, cat *Catalog, exp []Expectation, from
 	var wg sync.WaitGroup
 	var errs []string
 	for id, targets := range byFrom {
+		if id == NodeCaller { // the controls: from this process, on the node itself
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := fromNode(ctx, targets)
+				mu.Lock()
+				defer mu.Unlock()
+				for key, r := range res {
+					seen[key] = r.Outcome
+				}
+			}()
+			continue
+		}
 		p, ok := from[id]
 		if !ok {
 			errs = append(errs, "no probe for "+id)
@@ -321,6 +338,63 @@ func (n *Node) Matrix(ctx context.Context, cat *Catalog, exp []Expectation, from
 		return seen, dns, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return seen, dns, nil
+}
+
+// fromNode makes connections from the node itself: from this process, as root, in the host's
+// network namespace. Each target's name is resolved through the cluster's DNS Service
+// (DNSService, CoreDNS), as a pod's would be, and requested on a new connection through the
+// Service's address (kube-proxy's rules), retried until it succeeds or RetryFor has passed.
+// NetworkPolicies never apply to a node's connections to its own pods (Kubernetes'
+// NetworkPolicy documentation: pods cannot "block access from their resident node"; the
+// enforcer accepts root's packets so that the kubelet's probes pass), so such a connection
+// tests the name, the Service, its port and the pod's listener, and nothing else. Outcomes:
+// "ok", "status <code>" or the error.
+func fromNode(ctx context.Context, targets []Target) map[string]Result {
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(DNSService, "53"))
+	}}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: (&net.Dialer{Resolver: resolver}).DialContext}}
+	attempt := func(t Target) string {
+		actx, cancel := context.WithTimeout(ctx, t.Timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(actx, http.MethodGet, t.Address, nil)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Sprintf("status %d", resp.StatusCode)
+		}
+		return "ok"
+	}
+	results := map[string]Result{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start, r := time.Now(), Result{ID: t.ID}
+			for {
+				r.Attempts++
+				if r.Outcome = attempt(t); r.Outcome == "ok" || time.Since(start)+300*time.Millisecond > t.RetryFor || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			r.Millis = time.Since(start).Milliseconds()
+			mu.Lock()
+			results[t.ID] = r
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return results
 }
 
 // Rollout restarts a Deployment (a new pod template, as `kubectl rollout restart` does) while

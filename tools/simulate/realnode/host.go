@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -19,8 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Names of what the real node adds to the host; Sweep removes exactly these (and nothing else),
-// also when a previous run was killed before it could clean up.
+// Names of what the real node adds to the host; Sweep removes those a state file records
+// (state.go), also when the run that recorded them was killed before it could clean up.
 const (
 	NodeIP      = "10.250.0.1"    // the node's address, a /32 on lo (this kernel has no dummy interface)
 	PodCIDR     = "10.245.0.0/24" // real pods; KWOK's fake pod IPs are in 10.244.0.0/16 (never the same IP twice)
@@ -35,7 +36,15 @@ const (
 	OutsideIP   = "10.250.1.2"        // the outside host's address
 	KNPTable    = "kube-network-policies"
 	LockFile    = "/run/lock/cloudlab-realnode.lock"
-	workMarker  = "/realnode/" // every real node's folder is <run folder>/realnode/
+)
+
+// The host paths the package writes, variables only so that tests can point them at a
+// temporary folder (a test must never touch the machine's real lock or kernel settings).
+var (
+	lockPath  = LockFile
+	statePath = StateFile
+	procSys   = "/proc/sys"
+	cgroupFS  = "/sys/fs/cgroup"
 )
 
 // Packages the real node needs from the distribution (Debian names), by the command that shows
@@ -71,16 +80,82 @@ func Preflight() string {
 			return "no cgroup memory controller mounted under /sys/fs/cgroup"
 		}
 	}
-	return ""
+	// With a state file, the rules found may be ours (a run killed before its clean-up): Start
+	// removes what it records, then looks again. While another run holds the lock, the rules
+	// may be its own: Start looks once it has the lock.
+	if _, err := os.Stat(statePath); err == nil || lockHeld() {
+		return ""
+	}
+	return KubernetesNetworking()
+}
+
+// KubernetesNetworking says why a real node must not run beside the Kubernetes networking it
+// finds on this machine ("" when there is none): iptables or ip6tables chains named KUBE-*
+// (kube-proxy's, the kubelet's; either iptables backend) and the nftables tables of kube-proxy's
+// nftables mode and of kube-network-policies. Called when no state file of ours records them,
+// they are someone else's: a real node would share them (kube-proxy and the kubelet program the
+// same chains), and its clean-up would remove them (kube-proxy --cleanup removes every KUBE-*
+// chain, whoever made it).
+func KubernetesNetworking() string {
+	var chains []string
+	for _, save := range []string{"iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save"} {
+		if _, err := exec.LookPath(save); err != nil {
+			continue
+		}
+		out, _ := exec.Command(save).Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if rest, ok := strings.CutPrefix(line, ":KUBE-"); ok {
+				if c := "KUBE-" + strings.Fields(rest + " ")[0]; !slices.Contains(chains, c) {
+					chains = append(chains, c)
+				}
+			}
+		}
+	}
+	var found []string
+	if len(chains) > 0 {
+		sort.Strings(chains)
+		more := ""
+		if len(chains) > 3 {
+			chains, more = chains[:3], fmt.Sprintf(" and %d more", len(chains)-3)
+		}
+		found = append(found, "iptables chains "+strings.Join(chains, ", ")+more)
+	}
+	tables := Tables()
+	for _, t := range []string{"inet " + KNPTable, "ip kube-proxy", "ip6 kube-proxy"} {
+		if tables[t] {
+			found = append(found, "nft table "+t)
+		}
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("this machine runs Kubernetes networking (%s) that no run of ours recorded in %s; "+
+		"a real node here would share those rules and its clean-up would remove them", strings.Join(found, "; "), statePath)
+}
+
+// lockHeld says whether another run holds the real-node lock now.
+func lockHeld() bool {
+	f, err := os.OpenFile(lockPath, os.O_RDONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }
 
 // Lock takes the machine-wide real-node lock (one real node per machine: they share the node
-// address, the bridge and the netfilter tables), waiting up to wait for another run to finish.
-func Lock(wait time.Duration, say func(string, ...any)) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(LockFile), 0o755); err != nil {
+// address, the bridge and the netfilter tables), waiting up to wait for another run to finish
+// and saying once for whom it waits. Errors: the wait ran out (naming the holder), ctx ended
+// (^C, SIGTERM: ctx's error), or the lock file cannot be opened or locked.
+func Lock(ctx context.Context, wait time.Duration, say func(string, ...any)) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(LockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -95,16 +170,21 @@ func Lock(wait time.Duration, say func(string, ...any)) (*os.File, error) {
 			return nil, err
 		}
 		if time.Now().After(deadline) {
-			holder, _ := os.ReadFile(LockFile)
+			holder, _ := os.ReadFile(lockPath)
 			f.Close()
-			return nil, fmt.Errorf("another real node holds %s (%s) after waiting %s", LockFile, strings.TrimSpace(string(holder)), wait)
+			return nil, fmt.Errorf("another real node holds %s (%s) after waiting %s", lockPath, strings.TrimSpace(string(holder)), wait)
 		}
 		if !said {
-			holder, _ := os.ReadFile(LockFile)
-			say("waiting for the real-node lock %s, held by %s", LockFile, strings.TrimSpace(string(holder)))
+			holder, _ := os.ReadFile(lockPath)
+			say("waiting for the real-node lock %s, held by %s", lockPath, strings.TrimSpace(string(holder)))
 			said = true
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d since %s\n", os.Getpid(), time.Now().Format(time.RFC3339))), 0)
@@ -121,7 +201,8 @@ func Unlock(f *os.File) {
 }
 
 // Sysctls the node's daemons change (kubelet's kernel tunables, the CNI bridge's forwarding,
-// br_netfilter for policies between pods on one bridge): saved before, restored after.
+// br_netfilter for policies between pods on one bridge): their original values are recorded in
+// the state file before anything changes them, and restored by Sweep.
 var sysctls = []string{
 	"net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables",
 	"net/bridge/bridge-nf-call-ip6tables", "net/ipv4/conf/all/route_localnet",
@@ -129,47 +210,57 @@ var sysctls = []string{
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
 }
 
-// SaveSysctls reads the sysctls above (missing ones are skipped).
-func SaveSysctls() map[string]string {
-	saved := map[string]string{}
+// saveSysctls records the current value of each sysctl above that st does not hold yet
+// (missing ones are skipped) and writes the state file: a value once recorded is the original
+// and is never replaced by a later, possibly already changed, one.
+func (st *State) saveSysctls() error {
+	if st.Sysctls == nil {
+		st.Sysctls = map[string]string{}
+	}
 	for _, s := range sysctls {
-		if b, err := os.ReadFile("/proc/sys/" + s); err == nil {
-			saved[s] = strings.TrimSpace(string(b))
+		if _, ok := st.Sysctls[s]; ok {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(procSys, s)); err == nil {
+			st.Sysctls[s] = strings.TrimSpace(string(b))
 		}
 	}
-	return saved
+	return st.save()
 }
 
-// RestoreSysctls writes back every saved value that changed and returns what it restored.
-func RestoreSysctls(saved map[string]string) []string {
-	var restored []string
+// restoreSysctls writes back every recorded value that changed; it returns what it restored
+// ("kernel.panic=0") and what it could not.
+func restoreSysctls(saved map[string]string) (restored, problems []string) {
 	for s, v := range saved {
-		b, err := os.ReadFile("/proc/sys/" + s)
+		b, err := os.ReadFile(filepath.Join(procSys, s))
 		if err != nil || strings.TrimSpace(string(b)) == v {
 			continue
 		}
-		if err := os.WriteFile("/proc/sys/"+s, []byte(v), 0o644); err == nil {
-			restored = append(restored, strings.ReplaceAll(s, "/", ".")+"="+v)
+		if err := os.WriteFile(filepath.Join(procSys, s), []byte(v), 0o644); err != nil {
+			problems = append(problems, fmt.Sprintf("sysctl %s back to %s: %v", strings.ReplaceAll(s, "/", "."), v, err))
+			continue
 		}
+		restored = append(restored, strings.ReplaceAll(s, "/", ".")+"="+v)
 	}
 	sort.Strings(restored)
-	return restored
+	sort.Strings(problems)
+	return restored, problems
 }
 
-func setSysctl(s, v string) error { return os.WriteFile("/proc/sys/"+s, []byte(v), 0o644) }
+func setSysctl(s, v string) error { return os.WriteFile(filepath.Join(procSys, s), []byte(v), 0o644) }
 
 // cgroupDirs are <hierarchy>/cloudlab-realnode for every mounted cgroup hierarchy (v1
 // controllers, the named systemd one, the v2 unified mount).
 func cgroupDirs() []string {
-	mounts, _ := filepath.Glob("/sys/fs/cgroup/*")
+	mounts, _ := filepath.Glob(filepath.Join(cgroupFS, "*"))
 	var out []string
 	for _, m := range mounts {
 		if st, err := os.Stat(m); err == nil && st.IsDir() {
 			out = append(out, filepath.Join(m, CgroupRoot))
 		}
 	}
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil { // pure v2
-		out = []string{filepath.Join("/sys/fs/cgroup", CgroupRoot)}
+	if _, err := os.Stat(filepath.Join(cgroupFS, "cgroup.controllers")); err == nil { // pure v2
+		out = []string{filepath.Join(cgroupFS, CgroupRoot)}
 	}
 	return out
 }
@@ -236,14 +327,14 @@ func killCgroups() []string {
 	return problems
 }
 
-// killStrays kills every process whose command line names a real node's folder (containerd,
+// killStrays kills every process whose command line names the node's folder work (containerd,
 // its shims, the kubelet... of this run or of a run that was killed).
-func killStrays() {
+func killStrays(work string) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	self := os.Getpid()
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(b), workMarker) || !strings.Contains(string(b), "cloudlab-simulate-") {
+		if err != nil || !strings.Contains(string(b), work+"/") {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != self {
@@ -252,9 +343,9 @@ func killStrays() {
 	}
 }
 
-// unmountAll detaches every mount under a real node's folder (netns, shm, overlay roots,
+// unmountAll detaches every mount under the node's folder work (netns, shm, overlay roots,
 // projected volumes), deepest first.
-func unmountAll() []string {
+func unmountAll(work string) []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return []string{err.Error()}
@@ -265,7 +356,7 @@ func unmountAll() []string {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.Contains(fields[4], workMarker) && strings.Contains(fields[4], "cloudlab-simulate-") {
+		if len(fields) > 4 && strings.HasPrefix(strings.ReplaceAll(fields[4], `\040`, " "), work+"/") {
 			points = append(points, strings.ReplaceAll(fields[4], `\040`, " "))
 		}
 	}
@@ -287,45 +378,77 @@ func run(name string, args ...string) error {
 	return nil
 }
 
-// Sweep removes everything a real node adds to the host, whether this run or a killed one
-// added it: processes, mounts, cgroups, the bridge, the netfilter tables and chains it made,
-// and the node address. It never flushes a table it did not create: kube-proxy's own
-// --cleanup removes kube-proxy's rules. Problems are returned, not fatal.
-func Sweep(kubeProxy string) []string {
-	killStrays()
-	problems := killCgroups()
-	killStrays() // shims that were still starting
-	problems = append(problems, unmountAll()...)
-	if exec.Command("ip", "link", "show", Bridge).Run() == nil {
+// Sweep removes what st records that a real node added to the host (state.go), whether the run
+// that recorded it is ending or was killed: its processes, mounts and cgroups, the bridge, its
+// nft tables, kube-proxy's and the kubelet's chains, the outside host and the node address,
+// and it restores the sysctls' recorded values (say, if not nil, is told which changed).
+// Nothing st does not record is touched; a nil st removes nothing. Problems are returned, not
+// fatal; with none, everything recorded is gone.
+func Sweep(st *State, say func(string, ...any)) []string {
+	if st == nil {
+		return nil
+	}
+	var problems []string
+	if st.has(addedProcesses) && !st.ownWork() {
+		problems = append(problems, fmt.Sprintf("%s names %q as the node's folder, which is not a real node's: its processes and mounts were left alone", statePath, st.Work))
+	}
+	processes := st.has(addedProcesses) && st.ownWork()
+	if processes {
+		killStrays(st.Work)
+	}
+	if st.has(addedCgroups) {
+		problems = append(problems, killCgroups()...)
+	}
+	if processes {
+		killStrays(st.Work) // shims that were still starting
+		problems = append(problems, unmountAll(st.Work)...)
+	}
+	if st.has(addedBridge) && exec.Command("ip", "link", "show", Bridge).Run() == nil {
 		if err := run("ip", "link", "delete", Bridge); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
-	for _, t := range []string{GuardTable, KNPTable} {
-		if exec.Command("nft", "list", "table", "inet", t).Run() == nil {
-			if err := run("nft", "delete", "table", "inet", t); err != nil {
+	for _, t := range []struct{ added, table string }{{addedGuard, GuardTable}, {addedNetpol, KNPTable}} {
+		if st.has(t.added) && exec.Command("nft", "list", "table", "inet", t.table).Run() == nil {
+			if err := run("nft", "delete", "table", "inet", t.table); err != nil {
 				problems = append(problems, err.Error())
 			}
 		}
 	}
-	if hasKubeChains() {
-		// kube-proxy's own clean-up: its chains and jumps in iptables (and nftables, ipvs).
-		if kubeProxy != "" {
-			_ = exec.Command(kubeProxy, "--cleanup", "--v=0").Run()
+	if st.has(addedKubeRules) {
+		if hasKubeChains() {
+			// kube-proxy's own clean-up: its chains and jumps in iptables (and nftables, ipvs).
+			if st.KubeProxy != "" {
+				_ = exec.Command(st.KubeProxy, "--cleanup", "--v=0").Run()
+			}
+			removeKubeletCanaries()
 		}
-		removeKubeletCanaries()
+		before := map[string]bool{}
+		for _, t := range st.TablesBefore {
+			before[t] = true
+		}
+		RemoveEmptyTables(before)
+		if left := KubernetesNetworking(); left != "" && hasKubeChains() {
+			problems = append(problems, "KUBE-* chains remain after kube-proxy --cleanup: "+left)
+		}
 	}
-	if exec.Command("ip", "netns", "pids", OutsideNS).Run() == nil {
+	if st.has(addedOutside) && exec.Command("ip", "netns", "pids", OutsideNS).Run() == nil {
 		if err := run("ip", "netns", "delete", OutsideNS); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
-	if out, _ := exec.Command("ip", "-4", "addr", "show", "dev", "lo").Output(); strings.Contains(string(out), " "+NodeIP+"/32") {
-		if err := run("ip", "addr", "del", NodeIP+"/32", "dev", "lo"); err != nil {
-			problems = append(problems, err.Error())
+	if st.has(addedNodeIP) {
+		if out, _ := exec.Command("ip", "-4", "addr", "show", "dev", "lo").Output(); strings.Contains(string(out), " "+NodeIP+"/32") {
+			if err := run("ip", "addr", "del", NodeIP+"/32", "dev", "lo"); err != nil {
+				problems = append(problems, err.Error())
+			}
 		}
 	}
-	return problems
+	restored, failed := restoreSysctls(st.Sysctls)
+	if len(restored) > 0 && say != nil {
+		say("real node: sysctls restored: %s", strings.Join(restored, " "))
+	}
+	return append(problems, failed...)
 }
 
 func hasKubeChains() bool {

@@ -4,8 +4,10 @@
 // launcher moves dev's services onto it and proves, with their real probes and with packets,
 // that they start and that the NetworkPolicies allow exactly the catalog's calls.
 //
-// Everything it adds to the host is listed in host.go and removed by Sweep, on exit, on
-// failure and on SIGINT/SIGTERM; a machine-wide lock keeps two runs from sharing the host.
+// Everything it adds to the host is named in host.go, recorded in a state file before it is
+// added (state.go) and removed by Sweep, on exit, on failure and on SIGINT/SIGTERM, or by the
+// next run if this one was killed; nothing it did not record is removed. A machine-wide lock
+// keeps two runs from sharing the host.
 package realnode
 
 import (
@@ -53,8 +55,7 @@ type Node struct {
 	cfg     Config
 	runc    string
 	lock    *os.File
-	saved   map[string]string
-	tables  map[string]bool // nftables tables before the node started
+	state   *State // what this node added to the host, as its state file records it
 	procs   []*exec.Cmd
 	apiLn   net.Listener
 	outLn   net.Listener
@@ -80,14 +81,35 @@ func (n *Node) timing(what string, since time.Time) {
 	n.cfg.Log("real node: %s (%.1fs)", what, time.Since(since).Seconds())
 }
 
-// Start takes the lock, prepares the host and starts containerd, kubelet, kube-proxy and the
-// enforcer, and waits until the node is Ready. On error everything started is removed again.
+// SkipError is why a real node must not run on this machine, found once Start held the lock
+// (KubernetesNetworking); the launcher reports it as it reports Preflight's reasons.
+type SkipError struct{ Reason string }
+
+func (e *SkipError) Error() string { return e.Reason }
+
+// Start takes the lock, removes what a killed run of ours recorded, prepares the host and
+// starts containerd, kubelet, kube-proxy and the enforcer, and waits until the node is Ready.
+// Errors: a *SkipError when this machine runs Kubernetes networking of its own (nothing was
+// changed); any other when a step failed, after everything started was removed again.
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{cfg: cfg}
 	if n.runc, err = exec.LookPath("runc"); err != nil {
 		return nil, err
 	}
-	if n.lock, err = Lock(15*time.Minute, cfg.Log); err != nil {
+	if n.lock, err = Lock(ctx, 15*time.Minute, cfg.Log); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if err = sweepEarlierRun(cfg.Log); err == nil {
+		if reason := KubernetesNetworking(); reason != "" {
+			err = &SkipError{reason}
+		}
+	}
+	if err == nil {
+		n.state, err = newState(statePath, cfg.Work, n.tool("kube-proxy"))
+	}
+	if err != nil {
+		Unlock(n.lock)
 		return nil, err
 	}
 	defer func() {
@@ -95,24 +117,30 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			n.Stop()
 		}
 	}()
-	t0 := time.Now()
-	n.tables = Tables()
-	if p := Sweep(n.tool("kube-proxy")); len(p) > 0 {
-		cfg.Log("real node: leftovers of an earlier run: %s", strings.Join(p, "; "))
-	}
 	if err = os.MkdirAll(cfg.Work, 0o755); err != nil {
 		return n, err
 	}
-	n.saved = SaveSysctls()
+	if err = n.state.saveSysctls(); err != nil {
+		return n, err
+	}
 	for s, v := range map[string]string{"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"} {
 		if err = setSysctl(s, v); err != nil {
 			return n, fmt.Errorf("sysctl %s: %w", s, err)
 		}
 	}
+	if err = n.state.record(addedNodeIP); err != nil {
+		return n, err
+	}
 	if err = AddNodeIP(); err != nil {
 		return n, err
 	}
+	if err = n.state.record(addedGuard); err != nil {
+		return n, err
+	}
 	if err = Guard(); err != nil {
+		return n, err
+	}
+	if err = n.state.record(addedCgroups); err != nil {
 		return n, err
 	}
 	if err = MakeCgroupRoot(); err != nil {
@@ -120,6 +148,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	if n.apiLn, err = forward(NodeIP+":"+strconv.Itoa(cfg.APIPort), "127.0.0.1:"+strconv.Itoa(cfg.APIPort)); err != nil {
 		return n, fmt.Errorf("API server on the node address: %w", err)
+	}
+	if err = n.state.record(addedOutside); err != nil {
+		return n, err
 	}
 	if n.outLn, err = AddOutsideHost(); err != nil {
 		return n, err
@@ -136,6 +167,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.timing("host prepared, images built", t0)
 
 	t1 := time.Now()
+	if err = n.state.record(addedProcesses); err != nil {
+		return n, err
+	}
 	if err = n.start("containerd", n.tool("containerd"), "--config", n.path("containerd.toml"), "--log-level", "warn"); err != nil {
 		return n, err
 	}
@@ -150,6 +184,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.timing("containerd up, images imported", t1)
 
 	t2 := time.Now()
+	if err = n.state.record(addedBridge, addedKubeRules, addedNetpol); err != nil {
+		return n, err
+	}
 	if err = n.start("kubelet", n.tool("kubelet"), "--config", n.path("kubelet.yaml"), "--kubeconfig", cfg.Kubeconfig,
 		"--root-dir", n.path("kubelet"), "--hostname-override", cfg.NodeName, "--node-ip", NodeIP,
 		"--node-labels", fmt.Sprintf("%s=true,topology.kubernetes.io/zone=%s", TaintKey, cfg.Zone), "--v=1"); err != nil {
@@ -264,8 +301,9 @@ func (n *Node) start(name, bin string, args ...string) error {
 	return nil
 }
 
-// Stop ends every daemon and container and removes everything the node added to the host
-// (Sweep), restores the sysctls and releases the lock. Safe to call twice.
+// Stop ends every daemon and container, removes everything the node added to the host and
+// restores the sysctls (Sweep), deletes the state file when all of it is gone, and releases
+// the lock. Safe to call twice.
 func (n *Node) Stop() []string {
 	n.mu.Lock()
 	if n.stopped {
@@ -286,18 +324,35 @@ func (n *Node) Stop() []string {
 			l.Close()
 		}
 	}
-	problems := Sweep(n.tool("kube-proxy"))
-	if n.tables != nil {
-		RemoveEmptyTables(n.tables)
-	}
-	if n.saved != nil {
-		if restored := RestoreSysctls(n.saved); len(restored) > 0 {
-			n.cfg.Log("real node: sysctls restored: %s", strings.Join(restored, " "))
+	problems := Sweep(n.state, n.cfg.Log)
+	if n.state != nil {
+		if len(problems) == 0 {
+			if err := n.state.remove(); err != nil {
+				problems = append(problems, err.Error())
+			}
+		} else {
+			problems = append(problems, statePath+" kept: the next run removes what it records")
 		}
 	}
 	Unlock(n.lock)
 	n.cfg.Log("real node: stopped and cleaned up (%.1fs)", time.Since(t).Seconds())
 	return problems
+}
+
+// sweepEarlierRun removes what a run of ours that was killed before its clean-up recorded in
+// the state file (the lock is held: that run is gone), then deletes the file. Error: the file
+// cannot be read, or not everything it records could be removed (the file is kept).
+func sweepEarlierRun(say func(string, ...any)) error {
+	prev, err := LoadState(statePath)
+	if err != nil || prev == nil {
+		return err
+	}
+	if problems := Sweep(prev, say); len(problems) > 0 {
+		return fmt.Errorf("a real node of ours (pid %d) was killed before its clean-up, and not everything it recorded in %s could be removed: %s",
+			prev.PID, statePath, strings.Join(problems, "; "))
+	}
+	say("real node: removed what an earlier run (pid %d, killed before its clean-up) recorded in %s: %s", prev.PID, statePath, strings.Join(prev.Added, ", "))
+	return prev.remove()
 }
 
 // forward serves the API server on the node's address, so that pods reach it through the

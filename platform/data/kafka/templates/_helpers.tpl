@@ -32,7 +32,7 @@ shape fails the render. */}}
 {{/* A controller's address: pod <set>-<ordinal> under the headless Service kafka-headless, on
 the controller listener. Context: list of set name, ordinal, namespace. */}}
 {{- define "kafka.controllerAddress" -}}
-{{- printf "kafka-%s-%d.kafka-headless.%s.svc.cluster.local:9093" (index . 0) (index . 1) (index . 2) -}}
+{{- printf "kafka-%s-%d.%s.%s.svc.cluster.local:9093" (index . 0) (index . 1) (include "kafka.headless" .) (index . 2) -}}
 {{- end -}}
 
 {{/* controller.quorum.bootstrap.servers: every controller, derived from the quorum set's
@@ -46,21 +46,6 @@ replicas. */}}
 {{- join "," $out -}}
 {{- end -}}
 
-{{/* kafka-storage.sh format --initial-controllers: <node id>@<address>:<directory id> of every
-controller of the very first formation; the directory ids are values `controllerDirectoryIds`,
-one per controller ordinal, written once. */}}
-{{- define "kafka.initialControllers" -}}
-{{- $set := include "kafka.quorumSet" . -}}
-{{- $n := int (index .Values.nodeSets $set).replicas -}}
-{{- if gt $n (len .Values.controllerDirectoryIds) -}}
-{{- fail (printf "kafka: %d controllers but %d controllerDirectoryIds: add one per controller (a new one from `kafka-storage.sh random-uuid`; docs/data/kafka.md)" $n (len .Values.controllerDirectoryIds)) -}}
-{{- end -}}
-{{- $out := list -}}
-{{- range $i := until $n -}}
-{{- $out = append $out (printf "%d@%s:%s" $i (include "kafka.controllerAddress" (list $set $i $.Release.Namespace)) (index $.Values.controllerDirectoryIds $i)) -}}
-{{- end -}}
-{{- join "," $out -}}
-{{- end -}}
 
 {{/* A JVM's heap options: the same initial and maximum size (e.g. 1g). */}}
 {{- define "kafka.heap" -}}
@@ -93,3 +78,7 @@ affinity:
             matchLabels: {app.kubernetes.io/name: kafka, kafka.cloudlab.io/node-set: {{ .set }}}
     {{- end }}
 {{- end -}}
+
+{{/* The headless Service that governs every node set's pod names (<pod>.<it>...): what the nodes
+advertise to clients and to the quorum. */}}
+{{- define "kafka.headless" -}}kafka-headless{{- end -}}

@@ -21,3 +21,7 @@ least three masters (a majority of masters must agree to fail one over). */}}
 {{- end -}}
 {{- mul $m (add1 $r) -}}
 {{- end -}}
+
+{{/* The headless Service that governs the nodes' names (redis-N.<it>...): the hostnames the nodes
+announce and clients are redirected to. */}}
+{{- define "redis.headless" -}}redis-headless{{- end -}}

@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -136,12 +137,8 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 				}
 			}
 		}
-		if reason := realnode.Preflight(); reason != "" && os.Getenv("CLOUDLAB_REQUIRE_REAL_NODE") == "1" {
-			// CI installs what the real node needs: there a skip is a failure (.ci/run).
-			r.verdict("real node can run here (CLOUDLAB_REQUIRE_REAL_NODE=1)", []string{reason})
-			r.RealNode = ""
-		} else if reason != "" {
-			r.out("SKIP real node: %s; the simulated part runs as usual", reason)
+		if reason := realnode.Preflight(); reason != "" {
+			r.skipRealNode(reason)
 			r.RealNode = ""
 		} else if r.podinfoRef, err = podinfoImage(originals); err != nil {
 			return false, err
@@ -168,17 +165,12 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 	if err := CreateNodes(ctx, cp, shape); err != nil {
 		return false, err
 	}
-	var nodeCh <-chan nodeResult
-	var node *realnode.Node
+	var pending *pendingNode
 	if r.RealNode != "" {
 		r.log("starting the real node in the background (logs in %s)", filepath.Join(work, "realnode"))
-		nodeCh = r.startRealNode(ctx, cp, shape.Nodes[0].Zone)
+		pending = r.startRealNode(ctx, cp, shape.Nodes[0].Zone)
 		defer func() {
-			if node == nil { // still starting: wait for it, then stop it
-				if res := <-nodeCh; res.node != nil {
-					res.node.Stop()
-				}
-			} else if problems := node.Stop(); len(problems) > 0 {
+			if problems := pending.stop(); len(problems) > 0 {
 				r.out("     real node clean-up: %s", strings.Join(problems, "; "))
 			}
 		}()
@@ -290,10 +282,13 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 			r.capacity(after, nil)
 		}
 	}
-	if nodeCh != nil {
-		res := <-nodeCh
-		node = res.node
-		if res.err != nil {
+	if pending != nil {
+		res := pending.result()
+		node := res.node
+		var skip *realnode.SkipError
+		if errors.As(res.err, &skip) {
+			r.skipRealNode(skip.Reason)
+		} else if res.err != nil {
 			r.verdict("real node started (kubelet, containerd, kube-proxy, enforcer, CoreDNS)", []string{res.err.Error() + " (logs in " + filepath.Join(work, "realnode") + ")"})
 		} else {
 			r.log("real node ready: %s", strings.Join(node.Timings, ", "))
@@ -314,6 +309,16 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	return !r.failed, nil
+}
+
+// skipRealNode reports why the real node cannot run here: one SKIP line, or a failure where
+// CLOUDLAB_REQUIRE_REAL_NODE=1 (CI installs what the real node needs: .ci/run).
+func (r *Run) skipRealNode(reason string) {
+	if os.Getenv("CLOUDLAB_REQUIRE_REAL_NODE") == "1" {
+		r.verdict("real node can run here (CLOUDLAB_REQUIRE_REAL_NODE=1)", []string{reason})
+		return
+	}
+	r.out("SKIP real node: %s; the simulated part runs as usual", reason)
 }
 
 // capacity prints requests against allocatable per node and in all, with headroom.

@@ -32,9 +32,40 @@ type nodeResult struct {
 	err  error
 }
 
+// pendingNode is the real node starting in the background. Its one result is received once
+// and remembered: the run reads it for the checks, and its clean-up reads it again, also when
+// the start failed without a node (another run's lock, no runc) or the run ended early.
+type pendingNode struct {
+	ch     <-chan nodeResult
+	cancel context.CancelFunc // ends a start still under way (waiting for the lock, starting)
+	res    *nodeResult
+}
+
+// result waits for the start to finish (the first time) and returns its result.
+func (p *pendingNode) result() nodeResult {
+	if p.res == nil {
+		res := <-p.ch
+		p.res = &res
+	}
+	return *p.res
+}
+
+// stop cancels a start still under way, waits for it, stops the node if there is one and
+// returns the clean-up's problems.
+func (p *pendingNode) stop() []string {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	if n := p.result().node; n != nil {
+		return n.Stop()
+	}
+	return nil
+}
+
 // startRealNode begins the real node in the background (host, containerd, images, kubelet,
-// kube-proxy, enforcer, CoreDNS); the result arrives on the channel.
-func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) <-chan nodeResult {
+// kube-proxy, enforcer, CoreDNS).
+func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) *pendingNode {
+	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan nodeResult, 1)
 	go func() {
 		cfg := realnode.Config{
@@ -49,7 +80,7 @@ func (r *Run) startRealNode(ctx context.Context, cp *ControlPlane, zone string) 
 		}
 		ch <- nodeResult{n, err}
 	}()
-	return ch
+	return &pendingNode{ch: ch, cancel: cancel}
 }
 
 // podinfoImage is the one image dev's services run (the stand-in of the services' own images);
@@ -168,9 +199,9 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 		len(cat.Services), len(cat.Services)*len(cat.Services)), r.judgeDNS(ctx, cat, dns))
 	problems = realnode.Judge(exp, seen)
 	connected, dropped, timeouts := cat.Tally(exp, seen)
-	r.verdict(fmt.Sprintf("real node: packets match the catalog: %d of %d service pairs connect, %d dropped (%d silently); the gateway reaches exactly the %d public services; "+
-		"metrics only from Prometheus; outside the cluster dropped (%d connections in %.1fs)",
-		connected, connected+dropped, dropped, timeouts, publicCount(cat), len(exp), took.Seconds()), problems)
+	r.verdict(fmt.Sprintf("real node: packets match the catalog: %d of %d service pairs connect, %d dropped (%d silently: every denied connection must time out); the gateway reaches exactly the %d public services; "+
+		"metrics only from Prometheus; outside the cluster dropped; %s (%d connections in %.1fs)",
+		connected, connected+dropped, dropped, timeouts, publicCount(cat), controls(exp), len(exp), took.Seconds()), problems)
 
 	r.out("     not exercised by packets: the mesh (no Envoy here: sidecars, mTLS, AuthorizationPolicies) and the data tier (stays on the simulated node)")
 
@@ -188,6 +219,18 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 
 	// 5. The packet check can fail: a policy that opens an undeclared call.
 	return r.fixtureCheck(ctx, n, applier, cat, exp)
+}
+
+// controls says, for the report, which ports only the node's controls reach.
+func controls(exp []realnode.Expectation) string {
+	switch c := realnode.Controls(exp); len(c) {
+	case 0:
+		return "every port has a caller that must connect"
+	case 1:
+		return "control: " + c[0] + ", which no caller may reach, answers the node itself"
+	default:
+		return "controls: " + strings.Join(c, ", ") + ", which no caller may reach, answer the node itself"
+	}
 }
 
 func publicCount(cat *realnode.Catalog) int {
