@@ -504,3 +504,92 @@ func find(objs []*unstructured.Unstructured, kind, namespace, name string) *unst
 	}
 	panic(fmt.Sprintf("no %s %s/%s", kind, namespace, name))
 }
+
+// jaegerStorageProblems: where Jaeger's span store (extension jaeger_storage of its user-config,
+// the jaeger chart's ConfigMap user-config) is Elasticsearch, every server URL resolves to a
+// Service whose pods Jaeger's NetworkPolicies let it reach. wantElasticsearch: the environment
+// must keep its spans in Elasticsearch (staging, prod), not in memory.
+func jaegerStorageProblems(objs []*unstructured.Unstructured, wantElasticsearch bool) []string {
+	t := tracingObjects{all: objs}
+	var problems []string
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	cm := t.one("ConfigMap", observabilityNS, "user-config")
+	d := t.one("Deployment", observabilityNS, "jaeger")
+	if cm == nil || d == nil {
+		return []string{"no Jaeger Deployment and ConfigMap user-config in " + observabilityNS}
+	}
+	text, _, _ := unstructured.NestedString(cm.Object, "data", "user-config.yaml")
+	var cfg struct {
+		Extensions struct {
+			Storage struct {
+				Backends map[string]struct {
+					Elasticsearch *struct {
+						ServerURLs []string `json:"server_urls"`
+					} `json:"elasticsearch"`
+				} `json:"backends"`
+			} `json:"jaeger_storage"`
+		} `json:"extensions"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		return []string{"Jaeger's user-config: " + err.Error()}
+	}
+	np, err := netpol.New(objs)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	jaeger, _ := netpol.TemplatePod(d)
+	elasticsearch := false
+	for name, b := range cfg.Extensions.Storage.Backends {
+		if b.Elasticsearch == nil {
+			continue
+		}
+		elasticsearch = true
+		for _, raw := range b.Elasticsearch.ServerURLs {
+			u, err := url.Parse(raw)
+			port, _ := strconv.Atoi(u.Port())
+			if err != nil || port == 0 {
+				fail("Jaeger storage %s: server URL %q has no host:port", name, raw)
+				continue
+			}
+			es, err := t.resolve(u.Hostname(), int32(port))
+			if err != nil {
+				fail("Jaeger storage %s at %s: %v", name, raw, err)
+				continue
+			}
+			for _, p := range es.pods {
+				if !np.Allowed(jaeger, p, es.targetPort) {
+					fail("Jaeger storage %s: NetworkPolicies block Jaeger from %s port %d", name, u.Hostname(), es.targetPort)
+				}
+			}
+		}
+	}
+	if wantElasticsearch && !elasticsearch {
+		fail("Jaeger keeps its spans in memory: staging and prod store them in the logging Elasticsearch")
+	}
+	return problems
+}
+
+// TestJaegerStorage: staging and prod keep spans in the logging Elasticsearch, reachable from
+// Jaeger; a NetworkPolicy without that egress, or a store URL naming nothing, is reported.
+func TestJaegerStorage(t *testing.T) {
+	for _, c := range repo(t).Clusters {
+		if c.Name == "dev" {
+			continue // tracing is opt-in in dev, and in memory there
+		}
+		assert.Empty(t, jaegerStorageProblems(clusterObjects(c), true), c.Name)
+		if c.Name != "prod" {
+			continue
+		}
+		objs := clusterObjects(c)
+		for i, o := range objs {
+			objs[i] = o.DeepCopy()
+		}
+		np := find(objs, "NetworkPolicy", observabilityNS, "jaeger")
+		require.NoError(t, unstructured.SetNestedSlice(np.Object, []any{}, "spec", "egress"))
+		assert.Contains(t, strings.Join(jaegerStorageProblems(objs, true), "\n"), "NetworkPolicies block Jaeger from elasticsearch.observability.svc.cluster.local port 9200")
+		cm := find(objs, "ConfigMap", observabilityNS, "user-config")
+		text, _, _ := unstructured.NestedString(cm.Object, "data", "user-config.yaml")
+		require.NoError(t, unstructured.SetNestedField(cm.Object, strings.ReplaceAll(text, "elasticsearch.observability.svc", "elasticsearch.cloudlab-logs.svc"), "data", "user-config.yaml"))
+		assert.Contains(t, strings.Join(jaegerStorageProblems(objs, true), "\n"), "names no Service")
+	}
+}
