@@ -1,0 +1,276 @@
+package policytest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/cloudlab/platform/policytest/internal/render"
+	"github.com/cloudlab/platform/policytest/internal/scrape"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// The monitoring of staging and prod as Argo CD deploys it (issue 10, "What must be shown"),
+// judged on the rendered objects of every Application, upstream charts included.
+var scrapedEnvs = []string{"staging", "prod"}
+
+func renderedCluster(t *testing.T, name string) *render.Cluster {
+	t.Helper()
+	for _, c := range repo(t).Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("cluster %s is not rendered", name)
+	return nil
+}
+
+func allObjects(c *render.Cluster) []*unstructured.Unstructured {
+	var objs []*unstructured.Unstructured
+	for _, a := range c.AllApps() {
+		objs = append(objs, a.Objects...)
+	}
+	return objs
+}
+
+// TestEverythingScraped: every Deployment and StatefulSet of staging and prod (services, stores,
+// mesh, platform charts) is selected by a ServiceMonitor or PodMonitor that the Prometheus of
+// kube-prometheus-stack selects, on a port its pod has (for sidecar-injected pods, the port the
+// injector adds), and the NetworkPolicies of the pod admit Prometheus to that port.
+func TestEverythingScraped(t *testing.T) {
+	for _, env := range scrapedEnvs {
+		sc, err := scrape.New(allObjects(renderedCluster(t, env)))
+		require.NoError(t, err)
+		ws := sc.Workloads()
+		require.NotEmpty(t, ws)
+		assert.Empty(t, sc.Problems(), "%s: workloads Prometheus does not scrape:\n%s", env, strings.Join(sc.Problems(), "\n"))
+		mesh := 0
+		for _, w := range ws {
+			targets, _ := sc.Targets(w)
+			for _, tg := range targets {
+				if tg.Port == scrape.InjectedPort {
+					mesh++
+					break
+				}
+			}
+		}
+		assert.Positive(t, mesh, "%s: no Envoy (mesh-metrics %d) is scraped", env, scrape.InjectedPort)
+		t.Logf("%s: %d Deployments and StatefulSets, each scraped; %d of them through their Envoy's merged stats", env, len(ws), mesh)
+	}
+}
+
+// TestMonitoringStorageAndReceivers: in staging and prod, Prometheus and Alertmanager keep their
+// data on persistent volumes, Prometheus's retentionSize leaves room on its volume, and
+// Alertmanager's global configuration is a rendered AlertmanagerConfig whose every receiver
+// notifies somebody (no `null` receiver outside dev); every store has a PrometheusRule.
+func TestMonitoringStorageAndReceivers(t *testing.T) {
+	for _, env := range scrapedEnvs {
+		objs := allObjects(renderedCluster(t, env))
+		assert.Empty(t, monitoringProblems(objs), "%s:\n%s", env, strings.Join(monitoringProblems(objs), "\n"))
+	}
+	// Dev runs Alertmanager nowhere, and its Prometheus on an emptyDir: nothing to assert but
+	// that the rule per store holds there too.
+	for _, p := range monitoringProblems(allObjects(renderedCluster(t, "dev"))) {
+		if strings.Contains(p, "PrometheusRule") {
+			t.Error("dev: " + p)
+		}
+	}
+}
+
+// monitoringProblems checks the Prometheus and Alertmanager objects of one rendered cluster and
+// the rules per store; one message per problem.
+func monitoringProblems(objs []*unstructured.Unstructured) []string {
+	var out []string
+	byKind := map[string][]*unstructured.Unstructured{}
+	for _, o := range objs {
+		byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
+	}
+	for _, kind := range []string{"Prometheus", "Alertmanager"} {
+		if len(byKind[kind]) == 0 {
+			out = append(out, "no "+kind+" object")
+		}
+		for _, o := range byKind[kind] {
+			out = append(out, storageProblems(o)...)
+		}
+	}
+	for _, am := range byKind["Alertmanager"] {
+		out = append(out, receiverProblems(am, byKind["AlertmanagerConfig"], byKind["Secret"])...)
+	}
+	out = append(out, rulesPerStore(byKind["StatefulSet"], byKind["Deployment"], byKind["PrometheusRule"])...)
+	return out
+}
+
+func storageProblems(o *unstructured.Unstructured) []string {
+	field := map[string]string{"Prometheus": "storageSpec", "Alertmanager": "storage"}[o.GetKind()]
+	size, _, _ := unstructured.NestedString(o.Object, "spec", "storage", "volumeClaimTemplate", "spec", "resources", "requests", "storage")
+	class, _, _ := unstructured.NestedString(o.Object, "spec", "storage", "volumeClaimTemplate", "spec", "storageClassName")
+	if size == "" || class == "" {
+		return []string{fmt.Sprintf("%s %s: no persistent volume (spec.storage.volumeClaimTemplate with a storageClassName and a size; chart value %s): its data is lost on every reschedule", o.GetKind(), o.GetName(), field)}
+	}
+	if o.GetKind() != "Prometheus" {
+		return nil
+	}
+	retention, _, _ := unstructured.NestedString(o.Object, "spec", "retentionSize")
+	vol := resource.MustParse(size)
+	// Prometheus's units are powers of two (1GB = 1024 MB): the same as Kubernetes' Gi.
+	q, err := resource.ParseQuantity(strings.TrimSuffix(retention, "B") + "i")
+	if retention == "" || err != nil {
+		return []string{fmt.Sprintf("Prometheus %s: retentionSize %q: set it below the volume's %s, or a full disk stops ingestion", o.GetName(), retention, size)}
+	}
+	if q.Cmp(vol) >= 0 || float64(q.Value()) > 0.9*float64(vol.Value()) {
+		return []string{fmt.Sprintf("Prometheus %s: retentionSize %s leaves less than 10%% of the %s volume for the WAL and compaction", o.GetName(), retention, size)}
+	}
+	return nil
+}
+
+// receiverProblems: the Alertmanager's global configuration names an AlertmanagerConfig of its
+// namespace, every receiver of it has an integration, and no config Secret of the chart (whose
+// default has a `null` receiver) is rendered.
+func receiverProblems(am *unstructured.Unstructured, configs, secrets []*unstructured.Unstructured) []string {
+	var out []string
+	name, _, _ := unstructured.NestedString(am.Object, "spec", "alertmanagerConfiguration", "name")
+	if name == "" {
+		out = append(out, fmt.Sprintf("Alertmanager %s: no alertmanagerConfiguration: it would run the chart's default configuration", am.GetName()))
+	}
+	var global *unstructured.Unstructured
+	for _, c := range configs {
+		if c.GetName() == name && c.GetNamespace() == am.GetNamespace() {
+			global = c
+		}
+	}
+	if name != "" && global == nil {
+		out = append(out, fmt.Sprintf("Alertmanager %s: alertmanagerConfiguration names AlertmanagerConfig %s/%s, which is not rendered", am.GetName(), am.GetNamespace(), name))
+	}
+	if global != nil {
+		receivers, _, _ := unstructured.NestedSlice(global.Object, "spec", "receivers")
+		for _, r := range receivers {
+			if integrations(r.(map[string]any)) == 0 {
+				out = append(out, fmt.Sprintf("AlertmanagerConfig %s: receiver %q notifies nobody: a null receiver is allowed only in dev", global.GetName(), r.(map[string]any)["name"]))
+			}
+		}
+	}
+	for _, s := range secrets {
+		if s.GetName() == "alertmanager-"+am.GetName() {
+			out = append(out, fmt.Sprintf("Secret %s: the chart's Alertmanager configuration is rendered (useExistingSecret is off); its default routes to a null receiver", s.GetName()))
+		}
+	}
+	return out
+}
+
+// integrations counts a receiver's notifiers (every list field but name: slackConfigs,
+// pagerdutyConfigs, webhookConfigs...).
+func integrations(r map[string]any) int {
+	n := 0
+	for k, v := range r {
+		if list, ok := v.([]any); ok && k != "name" {
+			n += len(list)
+		}
+	}
+	return n
+}
+
+// rulesPerStore: every store of the data tier (app.kubernetes.io/name of a StatefulSet or
+// Deployment in the data namespace that is not a helper: exporter, backup, UI) has a
+// PrometheusRule of its name.
+func rulesPerStore(sets, deployments, rules []*unstructured.Unstructured) []string {
+	stores := map[string]bool{}
+	for _, o := range append(append([]*unstructured.Unstructured{}, sets...), deployments...) {
+		name := o.GetLabels()["app.kubernetes.io/name"]
+		if o.GetNamespace() != dataNamespace || name == "kafka-exporter" || name == "kafka-ui" {
+			continue
+		}
+		stores[strings.TrimSuffix(name, "-keeper")] = true
+	}
+	have := map[string]bool{}
+	for _, r := range rules {
+		have[r.GetName()] = true
+	}
+	var out []string
+	for s := range stores {
+		if !have[s] {
+			out = append(out, fmt.Sprintf("store %s has no PrometheusRule %s", s, s))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestMonitoringChecksCatchBadInput proves the checks above can fail: each a copy of prod's
+// rendered objects with one fault, and the exact message it must cause.
+func TestMonitoringChecksCatchBadInput(t *testing.T) {
+	prod := allObjects(renderedCluster(t, "prod"))
+	cases := []struct {
+		name   string
+		mutate func(o *unstructured.Unstructured) *unstructured.Unstructured // nil drops the object
+		want   string
+	}{
+		{"Kafka's PodMonitor dropped", drop("PodMonitor", "kafka"),
+			"StatefulSet cloudlab-data/kafka-broker is not scraped: no ServiceMonitor or PodMonitor that Prometheus selects selects its pods"},
+		{"Kafka's NetworkPolicy without Prometheus", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "NetworkPolicy" && o.GetName() == "kafka" {
+				ingress, _, _ := unstructured.NestedSlice(o.Object, "spec", "ingress")
+				_ = unstructured.SetNestedSlice(o.Object, ingress[:len(ingress)-1], "spec", "ingress")
+			}
+			return o
+		}, "StatefulSet cloudlab-data/kafka-controller is not scraped: PodMonitor cloudlab-data/kafka: port http-metrics (9404): the NetworkPolicies do not admit Prometheus"},
+		{"the sidecars' PodMonitor dropped", drop("PodMonitor", "istio-proxies"),
+			"Deployment cloudlab/order: its Envoy (mesh-metrics, 15020) is not scraped"},
+		{"a PodMonitor endpoint on a port the pods lack", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "PodMonitor" && o.GetName() == "external-secrets" {
+				_ = unstructured.SetNestedSlice(o.Object, []any{map[string]any{"port": "http-metrics"}}, "spec", "podMetricsEndpoints")
+			}
+			return o
+		}, "Deployment external-secrets/external-secrets is not scraped: PodMonitor monitoring/external-secrets: port http-metrics is no port of the pod"},
+		{"Prometheus without a volume", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "Prometheus" {
+				unstructured.RemoveNestedField(o.Object, "spec", "storage")
+			}
+			return o
+		}, "Prometheus kube-prometheus-stack-prometheus: no persistent volume"},
+		{"retentionSize as large as the volume", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "Prometheus" {
+				_ = unstructured.SetNestedField(o.Object, "100GB", "spec", "retentionSize")
+			}
+			return o
+		}, "Prometheus kube-prometheus-stack-prometheus: retentionSize 100GB leaves less than 10% of the 100Gi volume"},
+		{"a null receiver", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "AlertmanagerConfig" {
+				receivers, _, _ := unstructured.NestedSlice(o.Object, "spec", "receivers")
+				_ = unstructured.SetNestedSlice(o.Object, append(receivers, map[string]any{"name": "null"}), "spec", "receivers")
+			}
+			return o
+		}, `AlertmanagerConfig cloudlab: receiver "null" notifies nobody`},
+		{"Alertmanager on the chart's default configuration", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "Alertmanager" {
+				unstructured.RemoveNestedField(o.Object, "spec", "alertmanagerConfiguration")
+			}
+			return o
+		}, "Alertmanager kube-prometheus-stack-alertmanager: no alertmanagerConfiguration"},
+		{"Redis's rules dropped", drop("PrometheusRule", "redis"), "store redis has no PrometheusRule redis"},
+	}
+	for _, tc := range cases {
+		var objs []*unstructured.Unstructured
+		for _, o := range prod {
+			if m := tc.mutate(o.DeepCopy()); m != nil {
+				objs = append(objs, m)
+			}
+		}
+		sc, err := scrape.New(objs)
+		require.NoError(t, err)
+		got := strings.Join(append(sc.Problems(), monitoringProblems(objs)...), "\n")
+		assert.Contains(t, got, tc.want, "%s: the checks must report it", tc.name)
+	}
+}
+
+func drop(kind, name string) func(*unstructured.Unstructured) *unstructured.Unstructured {
+	return func(o *unstructured.Unstructured) *unstructured.Unstructured {
+		if o.GetKind() == kind && o.GetName() == name {
+			return nil
+		}
+		return o
+	}
+}
