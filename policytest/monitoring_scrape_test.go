@@ -274,3 +274,64 @@ func drop(kind, name string) func(*unstructured.Unstructured) *unstructured.Unst
 		return o
 	}
 }
+
+// TestKubeStateMetricsPodLabels: kube-state-metrics exports, in kube_pod_labels, every
+// data.cloudlab.io/<store> label the services' pods carry and their app.kubernetes.io/name: the
+// recording rule cloudlab:service_data_stores:info reads them to inhibit the SLO alerts of a
+// down store's clients (decision 0062); a label missing here silently disables that.
+func TestKubeStateMetricsPodLabels(t *testing.T) {
+	for _, env := range monitoringEnvs {
+		c := renderedCluster(t, env)
+		allowed := map[string]bool{}
+		for _, d := range objectsOf(c, "Deployment", "monitoring") {
+			if d.GetLabels()["app.kubernetes.io/name"] != "kube-state-metrics" {
+				continue
+			}
+			containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+			for _, ct := range containers {
+				args, _, _ := unstructured.NestedStringSlice(ct.(map[string]any), "args")
+				for _, a := range args {
+					list, ok := strings.CutPrefix(a, "--metric-labels-allowlist=")
+					if !ok {
+						continue
+					}
+					for _, res := range strings.Split(list, "],") {
+						if pods, ok := strings.CutPrefix(res, "pods=["); ok {
+							for _, l := range strings.Split(strings.TrimSuffix(pods, "]"), ",") {
+								allowed[l] = true
+							}
+						}
+					}
+				}
+			}
+		}
+		want := map[string]bool{"app.kubernetes.io/name": true}
+		for _, d := range objectsOf(c, "Deployment", appNamespace) {
+			labels, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "labels")
+			for k := range labels {
+				if strings.HasPrefix(k, "data.cloudlab.io/") {
+					want[k] = true
+				}
+			}
+		}
+		for l := range want {
+			assert.True(t, allowed[l], "%s: kube-state-metrics does not export pod label %s (kube-state-metrics.metricLabelsAllowlist, pods=[...])", env, l)
+		}
+	}
+}
+
+// jmxAgentOnlyInKafka: in a stub run's log of Kafka's start.sh, Kafka itself starts with the
+// Prometheus JMX agent in KAFKA_OPTS and no tool the script runs does (a second JVM with the
+// agent would find its port taken and fail: decision 0063).
+func jmxAgentOnlyInKafka(t *testing.T, name, log string) {
+	t.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		agent := strings.Contains(line, "KAFKA_OPTS=") && strings.Contains(line, "-javaagent:/jmx-agent/jmx_prometheus_javaagent.jar=9404:")
+		switch {
+		case strings.HasPrefix(line, "kafka-server-start.sh"):
+			assert.True(t, agent, "%s: Kafka must start with the JMX agent (METRICS_AGENT in KAFKA_OPTS): %s", name, line)
+		case strings.HasPrefix(line, "kafka-"):
+			assert.False(t, agent, "%s: a tool start.sh runs must not load the JMX agent: %s", name, line)
+		}
+	}
+}
