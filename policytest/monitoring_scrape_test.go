@@ -59,6 +59,13 @@ func TestEverythingScraped(t *testing.T) {
 			}
 		}
 		assert.Positive(t, mesh, "%s: no Envoy (mesh-metrics %d) is scraped", env, scrape.InjectedPort)
+		// Our own NetworkPolicies admit Prometheus to the metrics ports and nothing else (the
+		// upstream charts' policies, e.g. Argo CD's, are theirs to write).
+		for _, w := range ws {
+			if w.Namespace == appNamespace || w.Namespace == dataNamespace {
+				assert.Empty(t, sc.Unscraped(w), "%s: %s: the NetworkPolicies let Prometheus reach ports no monitor scrapes", env, w)
+			}
+		}
 		t.Logf("%s: %d Deployments and StatefulSets, each scraped; %d of them through their Envoy's merged stats", env, len(ws), mesh)
 	}
 }
@@ -251,6 +258,25 @@ func TestMonitoringChecksCatchBadInput(t *testing.T) {
 			return o
 		}, "Alertmanager kube-prometheus-stack-alertmanager: no alertmanagerConfiguration"},
 		{"Redis's rules dropped", drop("PrometheusRule", "redis"), "store redis has no PrometheusRule redis"},
+	}
+	// A NetworkPolicy that admits Prometheus to every port of Kafka.
+	var wide []*unstructured.Unstructured
+	for _, o := range prod {
+		o = o.DeepCopy()
+		if o.GetKind() == "NetworkPolicy" && o.GetName() == "kafka" {
+			ingress, _, _ := unstructured.NestedSlice(o.Object, "spec", "ingress")
+			last := ingress[len(ingress)-1].(map[string]any)
+			delete(last, "ports")
+			_ = unstructured.SetNestedSlice(o.Object, ingress, "spec", "ingress")
+		}
+		wide = append(wide, o)
+	}
+	sc, err := scrape.New(wide)
+	require.NoError(t, err)
+	for _, w := range sc.Workloads() {
+		if w.Name == "kafka-broker" {
+			assert.Equal(t, []int32{9092, 9093}, sc.Unscraped(w), "Prometheus admitted to every port of Kafka: the broker's other ports must be reported")
+		}
 	}
 	for _, tc := range cases {
 		var objs []*unstructured.Unstructured

@@ -331,3 +331,23 @@ func (c *Cluster) Problems() []string {
 	}
 	return out
 }
+
+// Unscraped are the ports of w (its container ports and the injected ones) that the
+// NetworkPolicies let Prometheus reach although no monitor scrapes them: a policy that admits
+// Prometheus to more than the metrics ports. Meaningful for pods that policies isolate; a pod no
+// policy selects admits every port.
+func (c *Cluster) Unscraped(w Workload) []int32 {
+	targets, _ := c.Targets(w)
+	scraped := map[int32]bool{}
+	for _, t := range targets {
+		scraped[t.Port] = true
+	}
+	var out []int32
+	for p := range w.ports {
+		if !scraped[p] && c.policies.Allowed(c.Prometheus, w.Pod, p) {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
