@@ -39,8 +39,9 @@ func allObjects(c *render.Cluster) []*unstructured.Unstructured {
 
 // TestEverythingScraped: every Deployment and StatefulSet of staging and prod (services, stores,
 // mesh, platform charts) is selected by a ServiceMonitor or PodMonitor that the Prometheus of
-// kube-prometheus-stack selects, on a port its pod has (for sidecar-injected pods, the port the
-// injector adds), and the NetworkPolicies of the pod admit Prometheus to that port.
+// kube-prometheus-stack selects, on a port its pod has (for sidecar-injected pods, also the
+// istio-agent's merged stats, as the injector sets them up), and the NetworkPolicies of the pod
+// admit Prometheus to that port.
 func TestEverythingScraped(t *testing.T) {
 	for _, env := range scrapedEnvs {
 		sc, err := scrape.New(allObjects(renderedCluster(t, env)))
@@ -58,7 +59,7 @@ func TestEverythingScraped(t *testing.T) {
 				}
 			}
 		}
-		assert.Positive(t, mesh, "%s: no Envoy (mesh-metrics %d) is scraped", env, scrape.InjectedPort)
+		assert.Positive(t, mesh, "%s: no Envoy (the istio-agent's port %d) is scraped", env, scrape.InjectedPort)
 		// Our own NetworkPolicies admit Prometheus to the metrics ports and nothing else (the
 		// upstream charts' policies, e.g. Argo CD's, are theirs to write).
 		for _, w := range ws {
@@ -225,7 +226,25 @@ func TestMonitoringChecksCatchBadInput(t *testing.T) {
 			return o
 		}, "StatefulSet cloudlab-data/kafka-controller is not scraped: PodMonitor cloudlab-data/kafka: port http-metrics (9404): the NetworkPolicies do not admit Prometheus"},
 		{"the sidecars' PodMonitor dropped", drop("PodMonitor", "istio-proxies"),
-			"Deployment cloudlab/order: its Envoy (mesh-metrics, 15020) is not scraped"},
+			"Deployment cloudlab/order: its Envoy (the istio-agent's merged stats, 15020) is not scraped"},
+		{"the sidecars' PodMonitor keeping a container the pods lack", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "PodMonitor" && o.GetName() == "istio-proxies" {
+				eps, _, _ := unstructured.NestedSlice(o.Object, "spec", "podMetricsEndpoints")
+				rls := eps[0].(map[string]any)["relabelings"].([]any)
+				rls[0].(map[string]any)["regex"] = "envoy"
+				_ = unstructured.SetNestedSlice(o.Object, eps, "spec", "podMetricsEndpoints")
+			}
+			return o
+		}, "Deployment cloudlab/order: its Envoy (the istio-agent's merged stats, 15020) is not scraped"},
+		{"a service's NetworkPolicy without the istio-agent's port", func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			if o.GetKind() == "NetworkPolicy" && o.GetName() == "order" {
+				ingress, _, _ := unstructured.NestedSlice(o.Object, "spec", "ingress")
+				last := ingress[len(ingress)-1].(map[string]any)
+				last["ports"] = last["ports"].([]any)[:1]
+				_ = unstructured.SetNestedSlice(o.Object, ingress, "spec", "ingress")
+			}
+			return o
+		}, "Deployment cloudlab/order: its Envoy (the istio-agent's merged stats, 15020) is not scraped: PodMonitor monitoring/istio-proxies: container istio-proxy, on the port of annotation prometheus.io/port (15020): the NetworkPolicies do not admit Prometheus"},
 		{"a PodMonitor endpoint on a port the pods lack", func(o *unstructured.Unstructured) *unstructured.Unstructured {
 			if o.GetKind() == "PodMonitor" && o.GetName() == "external-secrets" {
 				_ = unstructured.SetNestedSlice(o.Object, []any{map[string]any{"port": "http-metrics"}}, "spec", "podMetricsEndpoints")

@@ -12,14 +12,22 @@
 //   - a ServiceMonitor endpoint names a Service port, whose targetPort (a number or a container
 //     port's name) is the port scraped on each pod the Service selects.
 //
+// A PodMonitor endpoint without port and portNumber targets every declared container port; its
+// relabelings are read for the two forms Istio's example uses: a keep on the container's name or
+// on an annotation's presence, and a replace of __address__ with the pod annotation
+// prometheus.io/port.
+//
 // Istio's sidecar injector adds to every injected pod (namespace label istio-injection=enabled,
-// or pod label sidecar.istio.io/inject=true) the label security.istio.io/tlsMode and the
-// container port mesh-metrics (15020) of the istio-agent; the rendered pod templates do not have
-// them yet, so Pods adds them (InjectedPort, InjectedLabel) the way the injector will.
+// or pod label sidecar.istio.io/inject=true) the label security.istio.io/tlsMode, the container
+// istio-proxy (declaring Envoy's port 15090), and, with metrics merging (meshConfig
+// enablePrometheusMerge, on by default), the annotations prometheus.io/scrape: "true" and
+// prometheus.io/port: "15020", where the istio-agent serves the merged stats. The rendered pod
+// templates do not have them yet, so Workloads adds them the way the injector will.
 package scrape
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -30,12 +38,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// The injector's additions to a pod (istiod chart 1.30, files/injection-template.yaml and
-// gateway-injection-template.yaml: the istio-proxy container's port and the pod label).
+// The injector's additions to a pod (istiod chart 1.30: the sidecar and gateway templates of the
+// ConfigMap istio-sidecar-injector, and the metrics-merging annotations of the webhook).
 const (
-	InjectedPortName = "mesh-metrics"
-	InjectedPort     = 15020
-	InjectedLabel    = "security.istio.io/tlsMode"
+	InjectedContainer = "istio-proxy"
+	EnvoyPort         = 15090 // declared by the template (http-envoy-prom)
+	InjectedPort      = 15020 // the istio-agent's status port (values.global.proxy.statusPort)
+	InjectedLabel     = "security.istio.io/tlsMode"
 )
 
 // Workload is a Deployment or StatefulSet and the pod it runs, as Prometheus and the network see
@@ -43,9 +52,11 @@ const (
 type Workload struct {
 	Kind, Namespace, Name string
 	Pod                   netpol.Pod
-	ports                 map[int32]bool // every container port number
+	ports                 map[int32]bool     // every port something in the pod serves on
+	containers            map[string][]int32 // declared container ports, by container
+	annotations           map[string]string  // the pod's
 	// Injected: the sidecar injector adds an Envoy to the pod, whose merged stats
-	// (InjectedPortName) must be scraped besides whatever the application serves.
+	// (InjectedPort) must be scraped besides whatever the application serves.
 	Injected bool
 }
 
@@ -118,20 +129,31 @@ func (c *Cluster) Workloads() []Workload {
 		if !ok {
 			continue
 		}
-		w := Workload{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Pod: pod, ports: map[int32]bool{}}
+		w := Workload{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Pod: pod,
+			ports: map[int32]bool{}, containers: map[string][]int32{}, annotations: map[string]string{}}
+		annotations, _, _ := unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "annotations")
+		for k, v := range annotations {
+			w.annotations[k] = v
+		}
 		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
 		for _, ct := range containers {
+			name, _ := ct.(map[string]any)["name"].(string)
+			w.containers[name] = []int32{}
 			ports, _, _ := unstructured.NestedSlice(ct.(map[string]any), "ports")
 			for _, p := range ports {
 				if n, ok := p.(map[string]any)["containerPort"].(int64); ok {
 					w.ports[int32(n)] = true
+					w.containers[name] = append(w.containers[name], int32(n))
 				}
 			}
 		}
 		if w.Injected = c.injected(pod); w.Injected {
 			w.Pod.Labels = copyWith(pod.Labels, InjectedLabel, "istio")
-			w.Pod.NamedPorts[InjectedPortName] = InjectedPort
-			w.ports[InjectedPort] = true
+			if _, ok := w.containers[InjectedContainer]; !ok || len(w.containers[InjectedContainer]) == 0 {
+				w.containers[InjectedContainer] = []int32{EnvoyPort}
+			}
+			w.annotations["prometheus.io/scrape"], w.annotations["prometheus.io/port"] = "true", fmt.Sprint(InjectedPort)
+			w.ports[EnvoyPort], w.ports[InjectedPort] = true, true
 		}
 		out = append(out, w)
 	}
@@ -170,16 +192,29 @@ func (c *Cluster) Targets(w Workload) (targets []Target, blocked []string) {
 		eps, _, _ := unstructured.NestedSlice(m.Object, "spec", "podMetricsEndpoints")
 		for _, ep := range eps {
 			e := ep.(map[string]any)
-			port, what := int32(0), ""
+			monitor := "PodMonitor " + m.GetNamespace() + "/" + m.GetName()
 			if name, ok := e["port"].(string); ok && name != "" {
-				port, what = w.Pod.NamedPorts[name], "port "+name
-			} else if n, ok := e["portNumber"].(int64); ok {
-				port, what = int32(n), fmt.Sprintf("port number %d", n)
+				targets, blocked = c.judge(w, monitor, "port "+name, w.Pod.NamedPorts[name], targets, blocked)
+				continue
+			}
+			if n, ok := e["portNumber"].(int64); ok {
+				port := int32(n)
 				if !w.ports[port] {
 					port = 0
 				}
+				targets, blocked = c.judge(w, monitor, fmt.Sprintf("port number %d", n), port, targets, blocked)
+				continue
 			}
-			targets, blocked = c.judge(w, "PodMonitor "+m.GetNamespace()+"/"+m.GetName(), what, port, targets, blocked)
+			ports, what := relabeledPorts(w, e)
+			if len(ports) == 0 {
+				blocked = append(blocked, fmt.Sprintf("%s: %s", monitor, what))
+			}
+			for _, p := range ports {
+				if !w.ports[p] {
+					p = 0
+				}
+				targets, blocked = c.judge(w, monitor, what, p, targets, blocked)
+			}
 		}
 	}
 	for _, m := range c.monitors("ServiceMonitor") {
@@ -194,6 +229,95 @@ func (c *Cluster) Targets(w Workload) (targets []Target, blocked []string) {
 		}
 	}
 	return targets, blocked
+}
+
+// relabeledPorts: the ports a PodMonitor endpoint without port or portNumber scrapes on w (one
+// target per declared container port, then the endpoint's relabelings), and a description.
+func relabeledPorts(w Workload, e map[string]any) ([]int32, string) {
+	type target struct {
+		container string
+		port      int32
+	}
+	var ts []target
+	names := make([]string, 0, len(w.containers))
+	for n := range w.containers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, p := range w.containers[n] {
+			ts = append(ts, target{n, p})
+		}
+	}
+	what := "every declared port"
+	rls, _ := e["relabelings"].([]any)
+	for _, r := range rls {
+		rl := r.(map[string]any)
+		src, _ := rl["sourceLabels"].([]any)
+		if len(src) == 0 {
+			continue
+		}
+		first, _ := src[0].(string)
+		action, _ := rl["action"].(string)
+		re, _ := rl["regex"].(string)
+		switch {
+		case action == "keep" && first == "__meta_kubernetes_pod_container_name":
+			var kept []target
+			for _, t := range ts {
+				if anchoredMatch(re, t.container) {
+					kept = append(kept, t)
+				}
+			}
+			ts, what = kept, "container "+re
+		case action == "keep" && strings.HasPrefix(first, "__meta_kubernetes_pod_annotationpresent_"):
+			key := annotationOf(strings.TrimPrefix(first, "__meta_kubernetes_pod_annotationpresent_"), w.annotations)
+			if key == "" {
+				return nil, what + ": the pod has no annotation for " + first
+			}
+		case action == "replace" && rl["targetLabel"] == "__address__" && first == "__meta_kubernetes_pod_annotation_prometheus_io_port":
+			v := w.annotations["prometheus.io/port"]
+			var n int32
+			if _, err := fmt.Sscanf(v, "%d", &n); err != nil {
+				return nil, what + ": the pod's annotation prometheus.io/port is " + fmt.Sprintf("%q", v)
+			}
+			for i := range ts {
+				ts[i].port = n
+			}
+			if !strings.HasSuffix(what, annotatedPort) { // IPv6 and IPv4 forms: said once
+				what += annotatedPort
+			}
+		}
+	}
+	seen := map[int32]bool{}
+	var out []int32
+	for _, t := range ts {
+		if !seen[t.port] {
+			seen[t.port] = true
+			out = append(out, t.port)
+		}
+	}
+	return out, what
+}
+
+const annotatedPort = ", on the port of annotation prometheus.io/port"
+
+// anchoredMatch: Prometheus relabeling regexes are fully anchored.
+func anchoredMatch(re, s string) bool {
+	ok, err := regexp.MatchString("^(?:"+re+")$", s)
+	return err == nil && ok
+}
+
+var unsafeLabelChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+
+// annotationOf finds the annotation whose Prometheus-sanitized name (every character outside
+// [a-zA-Z0-9_] becomes _) is key.
+func annotationOf(key string, annotations map[string]string) string {
+	for k := range annotations {
+		if unsafeLabelChars.ReplaceAllString(k, "_") == key {
+			return k
+		}
+	}
+	return ""
 }
 
 func (c *Cluster) judge(w Workload, monitor, what string, port int32, targets []Target, blocked []string) ([]Target, []string) {
@@ -326,7 +450,7 @@ func (c *Cluster) Problems() []string {
 		case len(targets) == 0:
 			out = append(out, fmt.Sprintf("%s is not scraped: %s", w, why))
 		case w.Injected && !envoy:
-			out = append(out, fmt.Sprintf("%s: its Envoy (%s, %d) is not scraped: %s", w, InjectedPortName, InjectedPort, why))
+			out = append(out, fmt.Sprintf("%s: its Envoy (the istio-agent's merged stats, %d) is not scraped: %s", w, InjectedPort, why))
 		}
 	}
 	return out
