@@ -173,9 +173,9 @@ func TestLoggingPathCatchesFaults(t *testing.T) {
 		}
 	}
 	faults := []struct {
-		name  string
+		name   string
 		break_ func(objs []*unstructured.Unstructured)
-		want  string
+		want   string
 	}{
 		{"shipping to the product search cluster", editConf("Host elasticsearch.observability.svc.cluster.local", "Host elasticsearch.cloudlab-data.svc.cluster.local"),
 			"fluent-bit ships to elasticsearch.cloudlab-data.svc.cluster.local, not the dedicated logging Elasticsearch"},

@@ -425,9 +425,9 @@ func TestTracingPathCatchesFaults(t *testing.T) {
 	}
 	require.NotNil(t, staging)
 	faults := []struct {
-		name  string
+		name   string
 		break_ func(objs []*unstructured.Unstructured)
-		want  string
+		want   string
 	}{
 		{"a Sidecar without the collector", func(objs []*unstructured.Unstructured) {
 			sc := find(objs, "Sidecar", appNamespace, "cart")
