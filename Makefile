@@ -47,8 +47,9 @@ verify: tools simulate-tools ## render every cluster as Argo CD would, validate 
 .PHONY: $(VERIFY_STAGES) render-all
 verify-checksums:
 	@tools/timed chart-checksums bash -c 'cd policytest/charts && sha256sum --quiet -c SHA256SUMS'
+# go vet, and gofmt: a file gofmt would change is named (`gofmt -w <file>` fixes it).
 verify-vet:
-	@tools/timed go-vet go vet ./...
+	@tools/timed go-vet bash -c 'go vet ./... && unformatted=$$(gofmt -l policytest tools) && { [ -z "$$unformatted" ] || { echo "gofmt: not formatted (gofmt -w fixes it): $$unformatted"; exit 1; }; }'
 verify-vet-promql:
 	@tools/timed go-vet-promql bash -c 'cd tools/promql && go vet ./...'
 verify-opa:
