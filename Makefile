@@ -14,7 +14,9 @@ export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL DYFF PROMTOOL PRO
 # charts included (from policytest/charts), one file per Application and an index.json.
 # It and the policytest test binary are linked only when a source of policytest/ or go.mod/go.sum
 # changes: `go run` and `go test` link them anew each time (~8 s of CPU apiece).
-POLICYTEST_SOURCES := $(shell find policytest -name '*.go' -not -path '*/testdata/*') go.mod go.sum
+# tools/rendered is the format of rendered/<env>/ that the render and the simulator share.
+RENDERED_FORMAT := $(wildcard tools/rendered/*.go) tools/rendered/go.mod tools/rendered/go.sum
+POLICYTEST_SOURCES := $(shell find policytest -name '*.go' -not -path '*/testdata/*') go.mod go.sum $(RENDERED_FORMAT)
 RENDER_BIN := rendered/.bin/render
 RENDER := $(RENDER_BIN) -helm $(HELM)
 $(RENDER_BIN): $(POLICYTEST_SOURCES)
@@ -93,7 +95,7 @@ real_node_inputs = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL)),$(REAL_NODE
 
 # The launcher, and the probe and pause programs of the real node's images: rebuilt when a
 # source of tools/simulate changes.
-$(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum
+$(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum $(RENDERED_FORMAT)
 	@mkdir -p rendered/.bin && cd tools/simulate && CGO_ENABLED=0 go build -o ../../rendered/.bin/ ./cmd/simulate ./cmd/probe ./cmd/pause
 
 .PHONY: simulate
@@ -113,11 +115,11 @@ simulate-rendered: $(SIMULATOR)
 	for c in $(CLUSTERS); do \
 	  real=; inputs=; [ $$c = dev ] && real="$(call real_node_flags,dev)" && inputs="$(call real_node_inputs,dev)"; \
 	  ( tools/cached simulate-$$c -o rendered/$$c/simulation.txt -o rendered/$$c/simulation.svg \
-	      rendered/$$c/*.yaml clusters/$$c/simulation.yaml tools/simulate $$inputs "$$toolkey" -- \
+	      rendered/$$c/index.json rendered/$$c/objects.json clusters/$$c/simulation.yaml tools/simulate tools/rendered $$inputs "$$toolkey" -- \
 	      $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) $$real > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
-	( tools/cached simulate-test rendered/dev/*.yaml clusters/dev/simulation.yaml tools/simulate "$$toolkey" -- \
-	    bash -c 'cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
+	( tools/cached simulate-test rendered/dev/index.json rendered/dev/objects.json clusters/dev/simulation.yaml tools/simulate tools/rendered "$$toolkey" -- \
+	    bash -c 'cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./... && cd ../rendered && go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
 	wait; rc=0; \
 	for c in $(CLUSTERS); do grep -v -e '^\[' -e 'warnings.go' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc

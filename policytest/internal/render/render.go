@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,8 +24,8 @@ import (
 	"sync"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/cloudlab/platform/tools/rendered"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -34,7 +33,7 @@ import (
 )
 
 // RootName is the root Application of every cluster (apps/root, built by clusters/<env>/bootstrap).
-const RootName = "root"
+const RootName = rendered.RootName
 
 // Options say where the repository and the tools are.
 type Options struct {
@@ -93,31 +92,22 @@ type Cluster struct {
 // AllApps is the root followed by its children.
 func (c *Cluster) AllApps() []*App { return append([]*App{c.Root}, c.Apps...) }
 
-// Finding is one thing wrong, in the form `<cluster>/<application>: <Kind>/<namespace>/<name>: <message>`.
-// Namespace is "-" for a cluster-scoped object; Kind and Name are "-" for a finding about the
-// Application itself.
-type Finding struct {
-	Cluster, App, Kind, Namespace, Name, Message string
+// Finding is one thing wrong, `<cluster>/<application>: <Kind>/<namespace>/<name>: <check>: <message>`
+// (the format of rendered/<env>/index.json is shared with tools/simulate: tools/rendered).
+type Finding = rendered.Finding
+
+// CheckRender is the check of the findings the render itself makes: pins, values files and
+// their keys, source paths that do not build, charts that do not template.
+const CheckRender = "render"
+
+// ObjectFinding is a finding of check about a rendered object.
+func ObjectFinding(cluster, app string, o *unstructured.Unstructured, check, msg string) Finding {
+	return Finding{Cluster: cluster, App: app, Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Check: check, Message: msg}
 }
 
-func (f Finding) String() string {
-	or := func(s string) string {
-		if s == "" {
-			return "-"
-		}
-		return s
-	}
-	return fmt.Sprintf("%s/%s: %s/%s/%s: %s", f.Cluster, f.App, or(f.Kind), or(f.Namespace), or(f.Name), f.Message)
-}
-
-// ObjectFinding is a finding about a rendered object.
-func ObjectFinding(cluster, app string, o *unstructured.Unstructured, msg string) Finding {
-	return Finding{Cluster: cluster, App: app, Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Message: msg}
-}
-
-// AppFinding is a finding about an Application itself.
-func AppFinding(cluster string, app *v1alpha1.Application, msg string) Finding {
-	return Finding{Cluster: cluster, App: app.Name, Kind: "Application", Namespace: app.Namespace, Name: app.Name, Message: msg}
+// AppFinding is a finding of check about an Application itself.
+func AppFinding(cluster string, app *v1alpha1.Application, check, msg string) Finding {
+	return Finding{Cluster: cluster, App: app.Name, Kind: "Application", Namespace: app.Namespace, Name: app.Name, Check: check, Message: msg}
 }
 
 func (o Options) chartDir() string {
@@ -173,7 +163,7 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 		// The guess was not what the cluster installs: once more with the real API versions.
 		c.collect(<-c.renderCharts(opts, actual))
 		if again := APIVersions(c.objects()); !equal(again, actual) {
-			c.Findings = append(c.Findings, AppFinding(name, c.Root.Application, "the CRDs the charts install change with the API versions they are rendered with: the render does not settle"))
+			c.Findings = append(c.Findings, AppFinding(name, c.Root.Application, CheckRender, "the CRDs the charts install change with the API versions they are rendered with: the render does not settle"))
 		}
 		guess = actual
 	}
@@ -231,7 +221,7 @@ func (c *Cluster) children(opts Options) {
 		case "Application":
 			app, err := toApplication(o)
 			if err != nil {
-				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, "cannot be read as an Argo CD Application: "+err.Error()))
+				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, CheckRender, "cannot be read as an Argo CD Application: "+err.Error()))
 				continue
 			}
 			if len(opts.Apps) > 0 && !contains(opts.Apps, app.Name) {
@@ -241,7 +231,7 @@ func (c *Cluster) children(opts Options) {
 		case "AppProject":
 			p, err := toProject(o)
 			if err != nil {
-				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, "cannot be read as an Argo CD AppProject: "+err.Error()))
+				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, CheckRender, "cannot be read as an Argo CD AppProject: "+err.Error()))
 				continue
 			}
 			c.Projects[p.Name] = p
@@ -300,7 +290,7 @@ var exactVersion = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+$`)
 func (c *Cluster) describe(opts Options, a *App) {
 	app := a.Application
 	fail := func(format string, args ...any) {
-		c.Findings = append(c.Findings, AppFinding(c.Name, app, fmt.Sprintf(format, args...)))
+		c.Findings = append(c.Findings, AppFinding(c.Name, app, CheckRender, fmt.Sprintf(format, args...)))
 	}
 	if w, ok := app.Annotations["argocd.argoproj.io/sync-wave"]; ok {
 		n, err := strconv.Atoi(w)
@@ -409,7 +399,7 @@ func (c *Cluster) build(kopts *krusty.Options, a *App) {
 		if err != nil {
 			// Paths relative to the repository, so a message reads the same in every clone.
 			msg := strings.ReplaceAll(err.Error(), filepath.Clean(c.repoRoot)+string(filepath.Separator), "")
-			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, fmt.Sprintf("source path %s does not build: %s", p, msg)))
+			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, CheckRender, fmt.Sprintf("source path %s does not build: %s", p, msg)))
 			continue
 		}
 		a.Objects = append(a.Objects, objs...)
@@ -477,7 +467,7 @@ func (c *Cluster) collect(results []chartResult) {
 func (c *Cluster) chartFindings() {
 	for _, a := range c.Apps {
 		if a.chartErr != nil {
-			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, a.chartErr.Error()))
+			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, CheckRender, a.chartErr.Error()))
 		}
 	}
 }
@@ -598,27 +588,9 @@ func Kustomize(opts *krusty.Options, dir string) ([]*unstructured.Unstructured, 
 	return out, nil
 }
 
-// DecodeObjects reads a multi-document YAML stream.
+// DecodeObjects reads a multi-document YAML stream (the repository's one decoder: tools/rendered).
 func DecodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return nil, err
-		}
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
+	return rendered.DecodeObjects(data)
 }
 
 func toApplication(o *unstructured.Unstructured) (*v1alpha1.Application, error) {

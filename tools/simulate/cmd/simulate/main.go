@@ -26,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudlab/platform/tools/rendered"
 	"github.com/cloudlab/platform/tools/simulate/realnode"
-
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -216,7 +216,7 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		extra, err := Decode(data)
+		extra, err := rendered.DecodeObjects(data)
 		if err != nil {
 			return false, err
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudlab/platform/tools/rendered"
 	"github.com/cloudlab/platform/tools/simulate/realnode"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -350,7 +351,7 @@ func (r *Run) fixtureCheck(ctx context.Context, n *realnode.Node, applier *Appli
 	if err != nil {
 		return err
 	}
-	objs, err := Decode(data)
+	objs, err := rendered.DecodeObjects(data)
 	if err != nil {
 		return err
 	}
