@@ -142,3 +142,33 @@ func SyncOrder(dir string) ([]App, error) {
 	})
 	return apps, nil
 }
+
+// OriginsFile holds, parallel to ObjectsFile, where kustomize read each object of an
+// Application built from a repository path (Application name → one Origin per object, in the
+// same order; none for an upstream chart's objects).
+const OriginsFile = "origins.json"
+
+// Origin is kustomize's config.kubernetes.io/origin of an object, with paths relative to the
+// repository root: the file a resource was read from, or the kustomization whose generator made
+// it (a Helm chart's objects: Generator HelmChartInflationGenerator; a ConfigMapGenerator's).
+type Origin struct {
+	Path         string `json:"path,omitempty"`
+	ConfiguredIn string `json:"configuredIn,omitempty"`
+	Generator    string `json:"generator,omitempty"`
+}
+
+// ReadOrigins reads dir/OriginsFile; an empty map when the render wrote none.
+func ReadOrigins(dir string) (map[string][]Origin, error) {
+	data, err := os.ReadFile(filepath.Join(dir, OriginsFile))
+	if os.IsNotExist(err) {
+		return map[string][]Origin{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]Origin{}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, OriginsFile), err)
+	}
+	return out, nil
+}

@@ -56,6 +56,8 @@ type App struct {
 	Wave        int
 	// Objects holds what the kustomize source renders (nil for an upstream chart).
 	Objects []*unstructured.Unstructured
+	// Origins says where kustomize read each of Objects (parallel to it; nil for a chart's).
+	Origins []Origin
 	// Chart is the upstream Helm chart source, if the Application has one.
 	Chart *v1alpha1.ApplicationSource
 	// ValueFiles are the repository files the chart source's values come from.
@@ -73,6 +75,8 @@ func (a *App) Name() string { return a.Application.Name }
 type Cluster struct {
 	Name      string
 	Bootstrap []*unstructured.Unstructured // what clusters/<env>/bootstrap builds: the root and its project
+	// BootstrapOrigins says where kustomize read each of Bootstrap (parallel to it).
+	BootstrapOrigins []Origin
 	Root      *App                         // its objects are the child Applications and AppProjects
 	Apps      []*App                       // the children, by wave then name
 	Projects  map[string]*v1alpha1.AppProject
@@ -183,11 +187,11 @@ func bootstrap(opts Options, name string) (*Cluster, *krusty.Options, error) {
 	}
 	c := &Cluster{Name: name, Projects: map[string]*v1alpha1.AppProject{}, repoRoot: opts.RepoRoot}
 	dir := BootstrapPath(name)
-	objs, err := Kustomize(kopts, filepath.Join(opts.RepoRoot, filepath.FromSlash(dir)))
+	objs, origins, err := KustomizeOrigins(kopts, opts.RepoRoot, filepath.Join(opts.RepoRoot, filepath.FromSlash(dir)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s does not build: %w", dir, err)
 	}
-	c.Bootstrap = objs
+	c.Bootstrap, c.BootstrapOrigins = objs, origins
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "Application":
@@ -395,7 +399,7 @@ func (c *Cluster) describeChart(opts Options, a *App, fail func(string, ...any))
 // build runs kustomize on every repository path of the Application.
 func (c *Cluster) build(kopts *krusty.Options, a *App) {
 	for _, p := range a.paths {
-		objs, err := Kustomize(kopts, filepath.Join(c.repoRoot, filepath.FromSlash(p)))
+		objs, origins, err := KustomizeOrigins(kopts, c.repoRoot, filepath.Join(c.repoRoot, filepath.FromSlash(p)))
 		if err != nil {
 			// Paths relative to the repository, so a message reads the same in every clone.
 			msg := strings.ReplaceAll(err.Error(), filepath.Clean(c.repoRoot)+string(filepath.Separator), "")
@@ -403,6 +407,7 @@ func (c *Cluster) build(kopts *krusty.Options, a *App) {
 			continue
 		}
 		a.Objects = append(a.Objects, objs...)
+		a.Origins = append(a.Origins, origins...)
 	}
 }
 
@@ -567,8 +572,12 @@ func kustomizeOptions(opts Options) (*krusty.Options, error) {
 
 // Kustomize builds one kustomization directory.
 func Kustomize(opts *krusty.Options, dir string) ([]*unstructured.Unstructured, error) {
+	return kustomize(opts, filesys.MakeFsOnDisk(), dir)
+}
+
+func kustomize(opts *krusty.Options, fs filesys.FileSystem, dir string) ([]*unstructured.Unstructured, error) {
 	k := krusty.MakeKustomizer(opts)
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	resMap, err := k.Run(fs, dir)
 	if err != nil {
 		return nil, err
 	}

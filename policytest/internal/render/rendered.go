@@ -37,7 +37,13 @@ func Write(c *Cluster, dir string) error {
 	}
 	idx := Index{Cluster: c.Name, RepoURL: c.RepoURL, APIVersions: c.APIVersions, Findings: c.Findings}
 	byApp := map[string][]json.RawMessage{}
+	origins := map[string][]Origin{}
 	for _, app := range c.AllApps() {
+		if app == c.Root {
+			origins[app.Name()] = append(append([]Origin{}, c.BootstrapOrigins...), app.Origins...)
+		} else if app.Origins != nil {
+			origins[app.Name()] = app.Origins
+		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "# Application %s (wave %d) of cluster %s\n", app.Name(), app.Wave, c.Name)
 		objs := app.Objects
@@ -78,6 +84,12 @@ func Write(c *Cluster, dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, ObjectsFile), all, 0o644); err != nil {
 		return err
 	}
+	if all, err = json.Marshal(origins); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, rendered.OriginsFile), all, 0o644); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "api-versions.txt"), []byte(strings.Join(c.APIVersions, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
@@ -106,12 +118,16 @@ func LoadRendered(opts Options, dir, name string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	origins, err := rendered.ReadOrigins(dir)
+	if err != nil {
+		return nil, err
+	}
 	c, _, err := bootstrap(opts, name)
 	if err != nil {
 		return nil, err
 	}
 	objects := func(app string) error {
-		objs := byApp[app]
+		objs, from := byApp[app], origins[app]
 		a := c.Root
 		if app != RootName {
 			for _, child := range c.Apps {
@@ -121,8 +137,14 @@ func LoadRendered(opts Options, dir, name string) (*Cluster, error) {
 			}
 		} else {
 			objs = objs[len(c.Bootstrap):]
+			if len(from) >= len(c.Bootstrap) {
+				from = from[len(c.Bootstrap):]
+			}
 		}
 		a.Objects = objs
+		if len(from) == len(objs) {
+			a.Origins = from
+		}
 		return nil
 	}
 	if err := objects(RootName); err != nil {
