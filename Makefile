@@ -125,8 +125,8 @@ simulate-rendered: $(SIMULATOR)
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc
 
 .PHONY: docs
-docs: ## regenerate the generated parts of the docs (the service catalog table of docs/services.md)
-	UPDATE_DOCS=1 go test -count=1 -run '^TestServicesDocTable$$' ./policytest/
+docs: $(HELM) ## regenerate the generated parts of the docs (the catalog table of docs/services.md, the picture of docs/architecture.md)
+	cd policytest && UPDATE_DOCS=1 HELM=$(HELM) go test -count=1 -run '^(TestServicesDocTable|TestArchitectureDiagram)$$' .
 
 .PHONY: bench-services
 bench-services: $(HELM) ## render time of the services Application with 12 and with 48 catalog entries, side by side

@@ -98,7 +98,7 @@ func TestReadmeFolders(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"../policy/exceptions.yaml", "testdata/broken/expected-findings.txt", "charts/SHA256SUMS",
-		"../tools/tools.mk", "../tools/simulate/go.mod", "../docs/decisions/README.md"} {
+		"../tools/tools.mk", "../tools/simulate/go.mod", "../docs/architecture.md", "../docs/decisions/README.md"} {
 		assert.FileExists(t, f)
 	}
 }
