@@ -77,10 +77,10 @@ type Cluster struct {
 	Bootstrap []*unstructured.Unstructured // what clusters/<env>/bootstrap builds: the root and its project
 	// BootstrapOrigins says where kustomize read each of Bootstrap (parallel to it).
 	BootstrapOrigins []Origin
-	Root      *App                         // its objects are the child Applications and AppProjects
-	Apps      []*App                       // the children, by wave then name
-	Projects  map[string]*v1alpha1.AppProject
-	Findings  []Finding // what could not be built or read, as findings (never a panic)
+	Root             *App   // its objects are the child Applications and AppProjects
+	Apps             []*App // the children, by wave then name
+	Projects         map[string]*v1alpha1.AppProject
+	Findings         []Finding // what could not be built or read, as findings (never a panic)
 	// RepoURL is this repository, as the root Application syncs it: every other source of ours
 	// must name the same.
 	RepoURL string
