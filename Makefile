@@ -70,10 +70,20 @@ HIDE_PASSES := grep --line-buffered -vE '^ *(=== (RUN|PAUSE|CONT|NAME)|--- PASS)
 STORE_TESTS := Scripts$$
 $(POLICYTEST): $(POLICYTEST_SOURCES)
 	@mkdir -p $(@D) && go test -c -o $(@D)/ ./policytest/ $(addprefix ./,$(INTERNAL_TESTS)) >/dev/null
+# Both stages sit behind the result cache (tools/cached, docs/verify.md#result-cache). The Go
+# tests read files from all over the repository: their key is every file git would commit
+# (tools/tree-key), the test binaries, the tools they run and the CLOUDLAB_* switches. The stores'
+# scripts read only the data tier's rendered objects, the stand-ins and the host's servers: a
+# change elsewhere does not run them again.
+TEST_TOOLS = $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) $(PROMTOOL) $(PROMQL_NAMES)
+STORE_HOST = $(shell command -v bwrap redis-server valkey-server) $(wildcard /usr/lib/postgresql/*/bin/postgres)
+CLOUDLAB_SWITCHES = REQUIRE_STORE_SCRIPTS=$(CLOUDLAB_REQUIRE_STORE_SCRIPTS) REQUIRE_REAL_NODE=$(CLOUDLAB_REQUIRE_REAL_NODE)
 verify-test: render-all $(POLICYTEST)
-	@set -o pipefail; tools/timed go-test bash -c '($(RUN_POLICYTEST) -test.skip "$(STORE_TESTS)") && $(RUN_INTERNAL_TESTS)' 2>&1 | $(HIDE_PASSES)
+	@set -o pipefail; tools/timed go-test tools/cached go-test "tree $$(tools/tree-key)" $(TESTS_BIN) $(TEST_TOOLS) "$(CLOUDLAB_SWITCHES)" "$$(go env GOVERSION)" -- \
+	  bash -c '($(RUN_POLICYTEST) -test.skip "$(STORE_TESTS)") && $(RUN_INTERNAL_TESTS)' 2>&1 | $(HIDE_PASSES)
 verify-stores: render-all $(POLICYTEST)
-	@set -o pipefail; tools/timed go-test-stores bash -c '$(RUN_POLICYTEST) -test.run "$(STORE_TESTS)"' 2>&1 | $(HIDE_PASSES)
+	@set -o pipefail; tools/timed go-test-stores tools/cached go-test-stores $(POLICYTEST) $(wildcard rendered/*/data-postgresql.yaml rendered/*/data-redis.yaml) \
+	  policytest/testdata/standins $(STORE_HOST) "$(CLOUDLAB_SWITCHES)" -- bash -c '$(RUN_POLICYTEST) -test.run "$(STORE_TESTS)"' 2>&1 | $(HIDE_PASSES)
 verify-simulate: render-all
 	@tools/timed simulate-all $(MAKE) --no-print-directory simulate-rendered
 
