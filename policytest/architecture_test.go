@@ -3,7 +3,6 @@ package policytest
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/cloudlab/platform/policytest/internal/architecture"
@@ -24,7 +23,6 @@ const (
 // Application, a wave, a namespace, a call, a route or a store that changes without `make docs`
 // fails here.
 func TestArchitectureDiagram(t *testing.T) {
-	const doc = "../docs/architecture.md"
 	in := architecture.Input{Catalog: catalog(t), Shapes: map[string]architecture.Shape{}}
 	for _, env := range []string{"dev", "staging", "prod"} { // the order of promotion
 		for _, c := range repo(t).Clusters {
@@ -48,17 +46,5 @@ func TestArchitectureDiagram(t *testing.T) {
 		assert.Contains(t, want, fact, "the picture shows the repository's facts")
 	}
 
-	data, err := os.ReadFile(doc)
-	require.NoError(t, err)
-	text := string(data)
-	begin, end := strings.Index(text, diagramBegin), strings.Index(text, diagramEnd)
-	require.True(t, begin >= 0 && end > begin, "%s: the picture's markers are missing", doc)
-	got := text[begin+len(diagramBegin) : end]
-	if os.Getenv("UPDATE_DOCS") == "1" && got != want {
-		text = text[:begin+len(diagramBegin)] + want + text[end:]
-		require.NoError(t, os.WriteFile(doc, []byte(text), 0o644))
-		t.Logf("%s: picture regenerated", doc)
-		return
-	}
-	assert.Equal(t, want, got, "%s: the picture differs from the repository: run `make docs`", doc)
+	generatedPart(t, "../docs/architecture.md", diagramBegin, diagramEnd, want, "the picture")
 }
