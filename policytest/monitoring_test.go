@@ -21,8 +21,9 @@ import (
 )
 
 // The observability of every environment (clusters/<env>/monitoring/, docs/observability.md).
-// Phase A of issue 10: no Argo CD Application deploys it yet, so these tests build the folders
-// themselves and run the schema and policy checks on them that the Applications get elsewhere.
+// The Application monitoring deploys clusters/<env>/monitoring (TestClusters checks it with every
+// other Application); these tests also build the folders themselves, to read the rules,
+// dashboards and routing they hold (monitoring.Build).
 
 var monitoringEnvs = []string{"dev", "staging", "prod"}
 

@@ -181,6 +181,7 @@ func kafkaStartDecisions(t *testing.T, c *render.Cluster, sts *unstructured.Unst
 	vol, _ := pod.Claim("data")
 	props, err := os.ReadFile(filepath.Join(stubDir, "server.properties."+pod.Name))
 	require.NoError(t, err, "%s: kafka-server-start.sh was not reached:\n%s", name, log)
+	jmxAgentOnlyInKafka(t, name, log)
 	logDir := property(string(props), "log.dirs")
 	assert.True(t, strings.HasPrefix(logDir, "/var/lib/kafka/data/"), "%s: log.dirs %s is below the volume's mount", name, logDir)
 	_, err = os.Stat(filepath.Join(vol, strings.TrimPrefix(logDir, "/var/lib/kafka/data/"), "meta.properties"))

@@ -98,4 +98,7 @@ fi
 if [ -f "$joining" ]; then
   join_quorum &
 fi
+# The Prometheus JMX agent (METRICS_AGENT) goes into Kafka's JVM alone: the tools above and the
+# quorum tool running beside Kafka would each try to serve metrics on the agent's port.
+[ -z "${METRICS_AGENT:-}" ] || export KAFKA_OPTS="${KAFKA_OPTS:+$KAFKA_OPTS }$METRICS_AGENT"
 exec "$bin/kafka-server-start.sh" /tmp/server.properties

@@ -11,8 +11,9 @@ import (
 // with the main container sized by the object's spec.resources and the config-reloader sidecar
 // sized by the operator's --config-reloader-*-request flags (from the rendered operator
 // Deployment), its securityContext, affinity and topology spread. They are what the scheduler
-// must place for monitoring; the rest of the generated pod (volumes, arguments) does not matter
-// to a simulation of placement.
+// must place for monitoring, with their persistent volume claims (spec.storage.volumeClaimTemplate)
+// where the object has one; the rest of the generated pod (other volumes, arguments) does not
+// matter to a simulation of placement.
 func OperatorPods(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	reloader := map[string]any{}
 	for _, o := range objs {
@@ -61,15 +62,22 @@ func OperatorPods(objs []*unstructured.Unstructured) []*unstructured.Unstructure
 				podSpec[f] = v
 			}
 		}
+		sts := map[string]any{
+			"replicas":    replicas,
+			"serviceName": app + "-operated",
+			"selector":    map[string]any{"matchLabels": labels},
+			"template":    map[string]any{"metadata": map[string]any{"labels": labels}, "spec": podSpec},
+		}
+		// spec.storage.volumeClaimTemplate: the operator gives each pod a claim <app>-<name>-db,
+		// so a pod is bound to its volume's zone like the data tier's.
+		if vct, ok, _ := unstructured.NestedMap(spec, "storage", "volumeClaimTemplate"); ok {
+			claim := map[string]any{"metadata": map[string]any{"name": app + "-" + o.GetName() + "-db"}, "spec": vct["spec"]}
+			sts["volumeClaimTemplates"] = []any{claim}
+		}
 		out = append(out, &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "apps/v1", "kind": "StatefulSet",
 			"metadata": map[string]any{"name": app + "-" + o.GetName(), "namespace": o.GetNamespace(), "labels": labels},
-			"spec": map[string]any{
-				"replicas":    replicas,
-				"serviceName": app + "-operated",
-				"selector":    map[string]any{"matchLabels": labels},
-				"template":    map[string]any{"metadata": map[string]any{"labels": labels}, "spec": podSpec},
-			},
+			"spec":     sts,
 		}})
 	}
 	return out
