@@ -76,13 +76,13 @@ $(POLICYTEST): $(POLICYTEST_SOURCES)
 # scripts read only the data tier's rendered objects, the stand-ins and the host's servers: a
 # change elsewhere does not run them again.
 TEST_TOOLS = $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) $(PROMTOOL) $(PROMQL_NAMES)
-STORE_HOST = $(shell command -v bwrap redis-server valkey-server) $(wildcard /usr/lib/postgresql/*/bin/postgres)
+STORE_HOST = $(shell command -v bwrap redis-server valkey-server redis-cli valkey-cli) $(wildcard /usr/lib/postgresql/*/bin)
 CLOUDLAB_SWITCHES = REQUIRE_STORE_SCRIPTS=$(CLOUDLAB_REQUIRE_STORE_SCRIPTS) REQUIRE_REAL_NODE=$(CLOUDLAB_REQUIRE_REAL_NODE)
-verify-test: render-all $(POLICYTEST)
+verify-test: render-all $(POLICYTEST) promql-names
 	@set -o pipefail; tools/timed go-test tools/cached go-test "tree $$(tools/tree-key)" $(TESTS_BIN) $(TEST_TOOLS) "$(CLOUDLAB_SWITCHES)" "$$(go env GOVERSION)" -- \
 	  bash -c '($(RUN_POLICYTEST) -test.skip "$(STORE_TESTS)") && $(RUN_INTERNAL_TESTS)' 2>&1 | $(HIDE_PASSES)
 verify-stores: render-all $(POLICYTEST)
-	@set -o pipefail; tools/timed go-test-stores tools/cached go-test-stores $(POLICYTEST) $(wildcard rendered/*/data-postgresql.yaml rendered/*/data-redis.yaml) \
+	@set -o pipefail; tools/timed go-test-stores tools/cached go-test-stores -n 'store scripts: SKIP' $(POLICYTEST) $(wildcard rendered/*/data-postgresql.yaml rendered/*/data-redis.yaml) \
 	  policytest/testdata/standins $(STORE_HOST) "$(CLOUDLAB_SWITCHES)" -- bash -c '$(RUN_POLICYTEST) -test.run "$(STORE_TESTS)"' 2>&1 | $(HIDE_PASSES)
 verify-simulate: render-all
 	@tools/timed simulate-all $(MAKE) --no-print-directory simulate-rendered
@@ -99,9 +99,12 @@ diff: $(HELM) $(DYFF) ## show what changes between BASE (default origin/main) an
 	@tools/diff "$(BASE)" $(if $(filter command line environment,$(origin CLUSTER)),$(CLUSTER))
 
 # What a simulation's result depends on besides the rendered objects and the environment's shape
-# (tools/cached keys on all of it: docs/verify.md#result-cache); dev's real node adds its programs.
+# (tools/cached keys on all of it: docs/verify.md#result-cache).
 SIMULATE_BINARIES = $(KUBE_APISERVER) $(CONTROL_PLANE)/kube-controller-manager $(CONTROL_PLANE)/kube-scheduler $(KWOK) $(ISTIOCTL)
-real_node_inputs = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL)),$(REAL_NODE_HOST)),$(REAL_NODE) $(PODINFO))
+# dev's real node adds its programs and what the host offers it (a run that skipped the real node
+# is never kept: tools/cached -n).
+real_node_inputs = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL)),$(REAL_NODE_HOST)),$(REAL_NODE) $(PODINFO) $(REAL_NODE_HOST_TOOLS))
+REAL_NODE_HOST_TOOLS = $(shell command -v runc iptables nft conntrack ip) $(wildcard /sys/fs/cgroup/cgroup.controllers)
 
 # The launcher, and the probe and pause programs of the real node's images: rebuilt when a
 # source of tools/simulate changes.
@@ -121,14 +124,14 @@ simulate-all: render-all simulate-tools ## make simulate for every cluster in pa
 # check's decisions; the injection selectors), then every report in turn. A run whose inputs all
 # passed before is not repeated (tools/cached): RESULT_CACHE=off repeats it.
 simulate-rendered: $(SIMULATOR)
-	@toolkey="$$(sha256sum $(SIMULATE_BINARIES) | sha256sum | cut -c1-16) $$(go env GOVERSION) REAL=$(REAL)"; \
+	@toolkey="$$(sha256sum $(SIMULATE_BINARIES) | sha256sum | cut -c1-16) $$(go env GOVERSION) REAL=$(REAL) $(CLOUDLAB_SWITCHES)"; \
 	for c in $(CLUSTERS); do \
 	  real=; inputs=; [ $$c = dev ] && real="$(call real_node_flags,dev)" && inputs="$(call real_node_inputs,dev)"; \
-	  ( tools/cached simulate-$$c -o rendered/$$c/simulation.txt -o rendered/$$c/simulation.svg \
+	  ( tools/cached simulate-$$c -o rendered/$$c/simulation.txt -o rendered/$$c/simulation.svg -n '^SKIP real node' \
 	      rendered/$$c/index.json rendered/$$c/objects.json clusters/$$c/simulation.yaml tools/simulate tools/rendered $$inputs "$$toolkey" -- \
 	      $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) $$real > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
-	( tools/cached simulate-test rendered/dev/index.json rendered/dev/objects.json clusters/dev/simulation.yaml tools/simulate tools/rendered "$$toolkey" -- \
+	( tools/cached simulate-test rendered/dev/index.json rendered/dev/objects.json "tree $$(tools/tree-key)" "$$toolkey" -- \
 	    bash -c 'cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./... && cd ../rendered && go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
 	wait; rc=0; \
 	for c in $(CLUSTERS); do grep -v -e '^\[' -e 'warnings.go' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \

@@ -71,7 +71,8 @@ func sha256File(t *testing.T, path string) string {
 
 // TestMisspelledChartValueFails: a misspelled key in clusters/prod/values/istiod.yaml (a copy
 // of this repository, with autoscaleMin written autoscaleMinn) fails the render with exactly
-// the line make verify prints.
+// the line make verify prints; so does one inside the mesh config, which the chart hands on
+// whole (outboundTrafficPolicy.modee would leave the mesh at ALLOW_ANY).
 func TestMisspelledChartValueFails(t *testing.T) {
 	tmp := t.TempDir()
 	for _, dir := range []string{"apps", "clusters/prod", "platform"} {
@@ -82,6 +83,12 @@ func TestMisspelledChartValueFails(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(data), "\nautoscaleMin: ", "clusters/prod/values/istiod.yaml sets autoscaleMin")
 	require.NoError(t, os.WriteFile(values, []byte(strings.Replace(string(data), "\nautoscaleMin: ", "\nautoscaleMinn: ", 1)), 0o644))
+	// inside a value the chart hands on whole: Istio's mesh config, checked against its API
+	mesh := filepath.Join(tmp, "platform/istiod/values.yaml")
+	data, err = os.ReadFile(mesh)
+	require.NoError(t, err)
+	require.Contains(t, string(data), "    mode: REGISTRY_ONLY\n", "platform/istiod/values.yaml sets meshConfig.outboundTrafficPolicy.mode")
+	require.NoError(t, os.WriteFile(mesh, []byte(strings.Replace(string(data), "    mode: REGISTRY_ONLY\n", "    modee: REGISTRY_ONLY\n", 1)), 0o644))
 
 	cfg := config(t, tmp)
 	c, err := render.LoadCluster(render.Options{RepoRoot: tmp, ChartDir: cfg.ChartDir, Helm: cfg.Helm, KubeVersion: cfg.KubeVersion + ".0", Apps: []string{"istiod"}}, "prod")
@@ -91,6 +98,7 @@ func TestMisspelledChartValueFails(t *testing.T) {
 		got = append(got, f.String())
 	}
 	assert.Contains(t, got, "prod/istiod: Application/argocd/istiod: render: clusters/prod/values/istiod.yaml: autoscaleMinn: not a value of istiod 1.30.3")
+	assert.Contains(t, got, "prod/istiod: Application/argocd/istiod: render: platform/istiod/values.yaml: meshConfig.outboundTrafficPolicy.modee: not a field of istio.mesh.v1alpha1.MeshConfig")
 }
 
 func copyTree(t *testing.T, from, to string) {

@@ -381,6 +381,9 @@ func (c *Cluster) describeChart(opts Options, a *App, fail func(string, ...any))
 		for _, key := range UnknownValues(files[rel], chart.Known) {
 			fail("%s: %s: not a value of %s %s", rel, key, chart.Name, chart.Version)
 		}
+		for _, problem := range TypedValueProblems(chart.Name, files[rel]) {
+			fail("%s: %s", rel, problem)
+		}
 	}
 	if !ok {
 		return
