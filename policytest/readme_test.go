@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cloudlab/platform/policytest/internal/check"
 	"github.com/cloudlab/platform/policytest/internal/render"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -148,5 +150,33 @@ func TestReadmeCommands(t *testing.T) {
 	for _, m := range regexp.MustCompile(`\]\(([^)#:]+)(#[^)]*)?\)`).FindAllStringSubmatch(text, -1) {
 		_, err := os.Stat(filepath.Join("..", m[1]))
 		assert.NoError(t, err, "README links to %s", m[1])
+	}
+}
+
+// TestReadmeWaves: README's table of waves ("How a change reaches a cluster") names, for each
+// wave, its sync-wave band and exactly the Applications every cluster syncs in it.
+func TestReadmeWaves(t *testing.T) {
+	text := readme(t)
+	row := regexp.MustCompile("(?m)^\\| ([a-z]+) \\| (\\d+)–(\\d+) \\| (.*) \\|$")
+	name := regexp.MustCompile("`([a-z0-9-]+)`")
+	rows := map[string][]string{}
+	for _, m := range row.FindAllStringSubmatch(text, -1) {
+		for _, n := range name.FindAllStringSubmatch(m[4], -1) {
+			rows[m[1]] = append(rows[m[1]], n[1])
+		}
+		i := slices.Index(check.Waves, m[1])
+		require.GreaterOrEqual(t, i, 0, "README: wave %s is none of %v", m[1], check.Waves)
+		assert.Equal(t, []string{strconv.Itoa(i * 10), strconv.Itoa(i*10 + 9)}, []string{m[2], m[3]}, "README: the sync-waves of wave %s", m[1])
+	}
+	require.Len(t, rows, len(check.Waves), "README: one row per wave")
+	for _, c := range repo(t).Clusters {
+		got := map[string][]string{}
+		for _, a := range c.Apps {
+			w := a.Application.Labels["cloudlab.io/wave"]
+			got[w] = append(got[w], a.Name())
+		}
+		for w, names := range rows {
+			assert.ElementsMatch(t, got[w], names, "README: the Applications of wave %s in %s", w, c.Name)
+		}
 	}
 }
