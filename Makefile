@@ -14,7 +14,9 @@ export HELM HELM4 KUBECTL_VALIDATE CONTROL_PLANE KWOK ISTIOCTL DYFF PROMTOOL PRO
 # charts included (from policytest/charts), one file per Application and an index.json.
 # It and the policytest test binary are linked only when a source of policytest/ or go.mod/go.sum
 # changes: `go run` and `go test` link them anew each time (~8 s of CPU apiece).
-POLICYTEST_SOURCES := $(shell find policytest -name '*.go' -not -path '*/testdata/*') go.mod go.sum
+# tools/rendered is the format of rendered/<env>/ that the render and the simulator share.
+RENDERED_FORMAT := $(wildcard tools/rendered/*.go) tools/rendered/go.mod tools/rendered/go.sum
+POLICYTEST_SOURCES := $(shell find policytest -name '*.go' -not -path '*/testdata/*') go.mod go.sum $(RENDERED_FORMAT)
 RENDER_BIN := rendered/.bin/render
 RENDER := $(RENDER_BIN) -helm $(HELM)
 $(RENDER_BIN): $(POLICYTEST_SOURCES)
@@ -47,8 +49,9 @@ verify: tools simulate-tools ## render every cluster as Argo CD would, validate 
 .PHONY: $(VERIFY_STAGES) render-all
 verify-checksums:
 	@tools/timed chart-checksums bash -c 'cd policytest/charts && sha256sum --quiet -c SHA256SUMS'
+# go vet, and gofmt: a file gofmt would change is named (`gofmt -w <file>` fixes it).
 verify-vet:
-	@tools/timed go-vet go vet ./...
+	@tools/timed go-vet bash -c 'go vet ./... && unformatted=$$(gofmt -l policytest tools) && { [ -z "$$unformatted" ] || { echo "gofmt: not formatted (gofmt -w fixes it): $$unformatted"; exit 1; }; }'
 verify-vet-promql:
 	@tools/timed go-vet-promql bash -c 'cd tools/promql && go vet ./...'
 verify-opa:
@@ -106,7 +109,7 @@ REAL_NODE_HOST_TOOLS = $(shell command -v runc iptables nft conntrack ip) $(wild
 
 # The launcher, and the probe and pause programs of the real node's images: rebuilt when a
 # source of tools/simulate changes.
-$(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum
+$(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum $(RENDERED_FORMAT)
 	@mkdir -p rendered/.bin && cd tools/simulate && CGO_ENABLED=0 go build -o ../../rendered/.bin/ ./cmd/simulate ./cmd/probe ./cmd/pause
 
 .PHONY: simulate
@@ -126,18 +129,18 @@ simulate-rendered: $(SIMULATOR)
 	for c in $(CLUSTERS); do \
 	  real=; inputs=; [ $$c = dev ] && real="$(call real_node_flags,dev)" && inputs="$(call real_node_inputs,dev)"; \
 	  ( tools/cached simulate-$$c -o rendered/$$c/simulation.txt -o rendered/$$c/simulation.svg -n '^SKIP real node' \
-	      rendered/$$c/*.yaml clusters/$$c/simulation.yaml tools/simulate $$inputs "$$toolkey" -- \
+	      rendered/$$c/index.json rendered/$$c/objects.json clusters/$$c/simulation.yaml tools/simulate tools/rendered $$inputs "$$toolkey" -- \
 	      $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) $$real > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
-	( tools/cached simulate-test rendered/dev/*.yaml "tree $$(tools/tree-key)" "$$toolkey" -- \
-	    bash -c 'cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
+	( tools/cached simulate-test rendered/dev/index.json rendered/dev/objects.json "tree $$(tools/tree-key)" "$$toolkey" -- \
+	    bash -c 'cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./... && cd ../rendered && go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
 	wait; rc=0; \
 	for c in $(CLUSTERS); do grep -v -e '^\[' -e 'warnings.go' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc
 
 .PHONY: docs
-docs: ## regenerate the generated parts of the docs (the service catalog table of docs/services.md)
-	UPDATE_DOCS=1 go test -count=1 -run '^TestServicesDocTable$$' ./policytest/
+docs: $(HELM) ## regenerate the generated parts of the docs (the catalog table of docs/services.md, the picture of docs/architecture.md)
+	cd policytest && UPDATE_DOCS=1 HELM=$(HELM) go test -count=1 -run '^(TestServicesDocTable|TestArchitectureDiagram)$$' .
 
 .PHONY: bench-services
 bench-services: $(HELM) ## render time of the services Application with 12 and with 48 catalog entries, side by side

@@ -184,3 +184,8 @@ replace (
 	// kustomize v0.21 wants a 2026 kube-openapi (smd/v6); k8s 0.31 needs the one it pins.
 	k8s.io/kube-openapi => k8s.io/kube-openapi v0.0.0-20240228011516-70dd3763d340
 )
+
+// The format of rendered/<env>/ and the one YAML stream decoder, shared with tools/simulate.
+require github.com/cloudlab/platform/tools/rendered v0.0.0
+
+replace github.com/cloudlab/platform/tools/rendered => ./tools/rendered

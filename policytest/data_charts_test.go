@@ -152,12 +152,43 @@ func configMapData(t *testing.T, objs []*unstructured.Unstructured, name, key st
 // from, the servers' lists of peers — and nothing else: no address is typed twice.
 func TestDataChartsDeriveFromCounts(t *testing.T) {
 	bin := helmBinaries(t)["helm3"]
-	cases := []struct {
-		store, name string
-		set         []string
-		changed     []string
-		check       func(t *testing.T, objs []*unstructured.Unstructured)
-	}{
+	cases := countChanges()
+	for _, tc := range cases {
+		t.Run(tc.store+"/"+tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := "prod"
+			if tc.name == "combined nodes" {
+				env = "staging"
+			}
+			before, out, err := helmTemplate(t, bin, tc.store, dataValues(env, tc.store))
+			require.NoError(t, err, out)
+			var args []string
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			after, out, err := helmTemplate(t, bin, tc.store, dataValues(env, tc.store), args...)
+			require.NoError(t, err, out)
+			assert.Equal(t, tc.changed, changedPaths(before, after), "%s with %v: what changed", tc.store, tc.set)
+			if tc.check != nil {
+				tc.check(t, after)
+			}
+		})
+	}
+}
+
+// countChange is one count changed with helm --set on prod's values (staging's for "combined
+// nodes"), the objects and fields it must change (changedPaths' form: "+Kind/name" added,
+// "-Kind/name" removed, "Kind/name:field" changed) and what the new addresses must be.
+type countChange struct {
+	store, name string
+	set         []string
+	changed     []string
+	check       func(t *testing.T, objs []*unstructured.Unstructured)
+}
+
+// countChanges are TestDataChartsDeriveFromCounts' cases: one per count a store derives from.
+func countChanges() []countChange {
+	return []countChange{
 		{"kafka", "five controllers", []string{"nodeSets.controller.replicas=5"},
 			[]string{"ConfigMap/kafka-content:data.quorum-bootstrap", "StatefulSet/kafka-controller:spec.replicas"},
 			func(t *testing.T, objs []*unstructured.Unstructured) {
@@ -214,27 +245,6 @@ func TestDataChartsDeriveFromCounts(t *testing.T) {
 			[]string{"-PodDisruptionBudget/postgresql", "StatefulSet/postgresql:spec.replicas", "StatefulSet/postgresql:spec.template.spec.initContainers"}, nil},
 		{"postgresql", "a failover to postgresql-1", []string{"primary=postgresql-1"},
 			[]string{"Service/postgresql:spec.selector.statefulset.kubernetes.io/pod-name", "StatefulSet/postgresql:spec.template.spec.initContainers"}, nil},
-	}
-	for _, tc := range cases {
-		t.Run(tc.store+"/"+tc.name, func(t *testing.T) {
-			t.Parallel()
-			env := "prod"
-			if tc.name == "combined nodes" {
-				env = "staging"
-			}
-			before, out, err := helmTemplate(t, bin, tc.store, dataValues(env, tc.store))
-			require.NoError(t, err, out)
-			var args []string
-			for _, s := range tc.set {
-				args = append(args, "--set", s)
-			}
-			after, out, err := helmTemplate(t, bin, tc.store, dataValues(env, tc.store), args...)
-			require.NoError(t, err, out)
-			assert.Equal(t, tc.changed, changedPaths(before, after), "%s with %v: what changed", tc.store, tc.set)
-			if tc.check != nil {
-				tc.check(t, after)
-			}
-		})
 	}
 }
 

@@ -53,7 +53,6 @@ func fluentBitSections(conf string) []map[string]string {
 // Fluent Bit (dev, where logging is opt-in).
 func loggingPathProblems(env string, objs []*unstructured.Unstructured) (problems []string, deployed bool) {
 	t := tracingObjects{all: objs}
-	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	ds := t.one("DaemonSet", loggingNamespace, "fluent-bit")
 	if ds == nil {
 		return nil, false
@@ -62,6 +61,14 @@ func loggingPathProblems(env string, objs []*unstructured.Unstructured) (problem
 	if err != nil {
 		return []string{err.Error()}, true
 	}
+	return append(fluentBitProblems(t, np, ds), loggingStoreProblems(env, t, np)...), true
+}
+
+// fluentBitProblems checks Fluent Bit's configuration (its chart's ConfigMap): a tail input of
+// the containers' logs, the kubernetes filter parsing JSON lines, and es outputs to the logging
+// Elasticsearch with the index names its ILM policy covers, which NetworkPolicies let it reach.
+func fluentBitProblems(t tracingObjects, np *netpol.Cluster, ds *unstructured.Unstructured) (problems []string) {
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	cm := t.one("ConfigMap", loggingNamespace, fluentBitConfigName)
 	conf, _, _ := unstructured.NestedString(cmOrEmpty(cm).Object, "data", fluentBitConfigKey)
 	var outputs, tails int
@@ -103,11 +110,19 @@ func loggingPathProblems(env string, objs []*unstructured.Unstructured) (problem
 	if tails == 0 || outputs == 0 || !kubernetesFilter {
 		fail("fluent-bit (ConfigMap %s/%s key %s): %d tail inputs, %d es outputs, kubernetes filter %v: want at least one of each", loggingNamespace, fluentBitConfigName, fluentBitConfigKey, tails, outputs, kubernetesFilter)
 	}
+	return problems
+}
+
+// loggingStoreProblems checks the rest of the path around the logging Elasticsearch: Kibana and
+// the setup Job reach it, the retention is the environment's (env: its name), and Envoy's access
+// logs are JSON.
+func loggingStoreProblems(env string, t tracingObjects, np *netpol.Cluster) (problems []string) {
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	// Readers and the setup Job reach the same cluster.
 	es, err := t.resolve("elasticsearch."+observabilityNS+".svc.cluster.local", 9200)
 	if err != nil {
 		fail("the logging Elasticsearch: %v", err)
-		return problems, true
+		return problems
 	}
 	for _, c := range []struct{ kind, name string }{{"Deployment", "kibana"}, {"Job", "logging-elasticsearch-setup"}} {
 		w := t.one(c.kind, observabilityNS, c.name)
@@ -140,7 +155,7 @@ func loggingPathProblems(env string, objs []*unstructured.Unstructured) (problem
 	if err := yaml.Unmarshal([]byte(mesh), &meshConfig); err != nil || meshConfig.AccessLogEncoding != "JSON" {
 		fail("istiod writes access logs as %q, not JSON: Fluent Bit would not parse them into fields", meshConfig.AccessLogEncoding)
 	}
-	return problems, true
+	return problems
 }
 
 // TestLoggingPath: in staging and prod Fluent Bit tails the containers' logs, parses JSON lines

@@ -120,40 +120,12 @@ func storeLabel(store string) string { return "uses_" + strings.ReplaceAll(store
 // services that use it and its own other alerts are silenced, and nothing else is; the services'
 // store labels the SLO alerts carry are exactly the catalog's store client labels.
 func TestAlertmanagerInhibition(t *testing.T) {
-	// The catalog's store client labels, as the services' pods carry them.
-	catalogStores := map[string]bool{}
-	for _, c := range repo(t).Clusters {
-		for _, o := range objectsOf(c, "Deployment", "cloudlab") {
-			labels, _, _ := unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "labels")
-			for k := range labels {
-				if s, ok := strings.CutPrefix(k, "data.cloudlab.io/"); ok {
-					catalogStores[s] = true
-				}
-			}
-		}
-	}
-	require.NotEmpty(t, catalogStores, "no service pod carries a data.cloudlab.io/<store> label")
-
+	stores := catalogStoreLabels(t)
 	for _, env := range []string{"staging", "prod"} {
 		e := monitoringEnv(t, env)
 		am := e.Alertmanager
-		var info string
-		for _, r := range e.Rules {
-			for _, g := range r.Groups {
-				for _, rule := range g.Rules {
-					if rule.Record == "cloudlab:service_data_stores:info" {
-						info = rule.Expr
-					}
-				}
-			}
-		}
+		info := recordingRuleExpr(e, "cloudlab:service_data_stores:info")
 		require.NotEmpty(t, info, "%s: no recording rule cloudlab:service_data_stores:info", env)
-
-		var stores []string
-		for s := range catalogStores {
-			stores = append(stores, s)
-		}
-		sort.Strings(stores)
 		for _, store := range stores {
 			key := strings.ReplaceAll(store, "-", "_")
 			assert.Contains(t, info, `"`+storeLabel(store)+`", "$1", "label_data_cloudlab_io_`+key+`"`, "%s: cloudlab:service_data_stores:info must turn pod label data.cloudlab.io/%s into %s", env, store, storeLabel(store))
@@ -213,4 +185,42 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, got, "%s: a critical alert must not silence an unrelated warning", env)
 	}
+}
+
+// catalogStoreLabels is the catalog's store client labels (data.cloudlab.io/<store>), as the
+// services' pods carry them in any cluster: the stores, sorted.
+func catalogStoreLabels(t *testing.T) []string {
+	catalogStores := map[string]bool{}
+	for _, c := range repo(t).Clusters {
+		for _, o := range objectsOf(c, "Deployment", "cloudlab") {
+			labels, _, _ := unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "labels")
+			for k := range labels {
+				if s, ok := strings.CutPrefix(k, "data.cloudlab.io/"); ok {
+					catalogStores[s] = true
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, catalogStores, "no service pod carries a data.cloudlab.io/<store> label")
+	var stores []string
+	for s := range catalogStores {
+		stores = append(stores, s)
+	}
+	sort.Strings(stores)
+	return stores
+}
+
+// recordingRuleExpr is the expression of the environment's recording rule record ("" if none).
+func recordingRuleExpr(e *monitoring.Env, record string) string {
+	var expr string
+	for _, r := range e.Rules {
+		for _, g := range r.Groups {
+			for _, rule := range g.Rules {
+				if rule.Record == record {
+					expr = rule.Expr
+				}
+			}
+		}
+	}
+	return expr
 }

@@ -211,11 +211,51 @@ func rulesPerStore(sets, deployments, rules []*unstructured.Unstructured) []stri
 // rendered objects with one fault, and the exact message it must cause.
 func TestMonitoringChecksCatchBadInput(t *testing.T) {
 	prod := allObjects(renderedCluster(t, "prod"))
-	cases := []struct {
-		name   string
-		mutate func(o *unstructured.Unstructured) *unstructured.Unstructured // nil drops the object
-		want   string
-	}{
+	cases := monitoringFaults()
+	// A NetworkPolicy that admits Prometheus to every port of Kafka.
+	var wide []*unstructured.Unstructured
+	for _, o := range prod {
+		o = o.DeepCopy()
+		if o.GetKind() == "NetworkPolicy" && o.GetName() == "kafka" {
+			ingress, _, _ := unstructured.NestedSlice(o.Object, "spec", "ingress")
+			last := ingress[len(ingress)-1].(map[string]any)
+			delete(last, "ports")
+			_ = unstructured.SetNestedSlice(o.Object, ingress, "spec", "ingress")
+		}
+		wide = append(wide, o)
+	}
+	sc, err := scrape.New(wide)
+	require.NoError(t, err)
+	for _, w := range sc.Workloads() {
+		if w.Name == "kafka-broker" {
+			assert.Equal(t, []int32{9092, 9093}, sc.Unscraped(w), "Prometheus admitted to every port of Kafka: the broker's other ports must be reported")
+		}
+	}
+	for _, tc := range cases {
+		var objs []*unstructured.Unstructured
+		for _, o := range prod {
+			if m := tc.mutate(o.DeepCopy()); m != nil {
+				objs = append(objs, m)
+			}
+		}
+		sc, err := scrape.New(objs)
+		require.NoError(t, err)
+		got := strings.Join(append(sc.Problems(), monitoringProblems(objs)...), "\n")
+		assert.Contains(t, got, tc.want, "%s: the checks must report it", tc.name)
+	}
+}
+
+// monitoringFault is one fault made in a copy of prod's objects (mutate returns the object
+// changed, or nil to drop it) and the message the checks must give.
+type monitoringFault struct {
+	name   string
+	mutate func(o *unstructured.Unstructured) *unstructured.Unstructured
+	want   string
+}
+
+// monitoringFaults are TestMonitoringChecksCatchBadInput's cases.
+func monitoringFaults() []monitoringFault {
+	return []monitoringFault{
 		{"Kafka's PodMonitor dropped", drop("PodMonitor", "kafka"),
 			"StatefulSet cloudlab-data/kafka-broker is not scraped: no ServiceMonitor or PodMonitor that Prometheus selects selects its pods"},
 		{"Kafka's NetworkPolicy without Prometheus", func(o *unstructured.Unstructured) *unstructured.Unstructured {
@@ -277,37 +317,6 @@ func TestMonitoringChecksCatchBadInput(t *testing.T) {
 			return o
 		}, "Alertmanager kube-prometheus-stack-alertmanager: no alertmanagerConfiguration"},
 		{"Redis's rules dropped", drop("PrometheusRule", "redis"), "store redis has no PrometheusRule redis"},
-	}
-	// A NetworkPolicy that admits Prometheus to every port of Kafka.
-	var wide []*unstructured.Unstructured
-	for _, o := range prod {
-		o = o.DeepCopy()
-		if o.GetKind() == "NetworkPolicy" && o.GetName() == "kafka" {
-			ingress, _, _ := unstructured.NestedSlice(o.Object, "spec", "ingress")
-			last := ingress[len(ingress)-1].(map[string]any)
-			delete(last, "ports")
-			_ = unstructured.SetNestedSlice(o.Object, ingress, "spec", "ingress")
-		}
-		wide = append(wide, o)
-	}
-	sc, err := scrape.New(wide)
-	require.NoError(t, err)
-	for _, w := range sc.Workloads() {
-		if w.Name == "kafka-broker" {
-			assert.Equal(t, []int32{9092, 9093}, sc.Unscraped(w), "Prometheus admitted to every port of Kafka: the broker's other ports must be reported")
-		}
-	}
-	for _, tc := range cases {
-		var objs []*unstructured.Unstructured
-		for _, o := range prod {
-			if m := tc.mutate(o.DeepCopy()); m != nil {
-				objs = append(objs, m)
-			}
-		}
-		sc, err := scrape.New(objs)
-		require.NoError(t, err)
-		got := strings.Join(append(sc.Problems(), monitoringProblems(objs)...), "\n")
-		assert.Contains(t, got, tc.want, "%s: the checks must report it", tc.name)
 	}
 }
 

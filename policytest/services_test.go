@@ -97,19 +97,24 @@ const (
 // TestServicesDocTable: the catalog table in docs/services.md is the catalog's (a call added in a
 // values file and not in the docs fails here, with the command that fixes it).
 func TestServicesDocTable(t *testing.T) {
-	const doc = "../docs/services.md"
+	generatedPart(t, "../docs/services.md", docTableBegin, docTableEnd, catalog(t).MarkdownTable(), "the catalog table")
+}
+
+// generatedPart checks that the part of doc between the markers begin and end is want; with
+// UPDATE_DOCS=1 (`make docs`) it writes want there instead. what names the part in messages.
+func generatedPart(t *testing.T, doc, begin, end, want, what string) {
+	t.Helper()
 	data, err := os.ReadFile(doc)
 	require.NoError(t, err)
 	text := string(data)
-	begin, end := strings.Index(text, docTableBegin), strings.Index(text, docTableEnd)
-	require.True(t, begin >= 0 && end > begin, "%s: the catalog table markers are missing", doc)
-	want := catalog(t).MarkdownTable()
-	got := text[begin+len(docTableBegin) : end]
+	b, e := strings.Index(text, begin), strings.Index(text, end)
+	require.True(t, b >= 0 && e > b, "%s: the markers of %s are missing", doc, what)
+	got := text[b+len(begin) : e]
 	if os.Getenv("UPDATE_DOCS") == "1" && got != want {
-		text = text[:begin+len(docTableBegin)] + want + text[end:]
+		text = text[:b+len(begin)] + want + text[e:]
 		require.NoError(t, os.WriteFile(doc, []byte(text), 0o644))
-		t.Logf("%s: catalog table regenerated", doc)
+		t.Logf("%s: %s regenerated", doc, what)
 		return
 	}
-	assert.Equal(t, want, got, "%s: the catalog table differs from services/*/values.yaml: run `make docs`", doc)
+	assert.Equal(t, want, got, "%s: %s differs from the repository: run `make docs`", doc, what)
 }

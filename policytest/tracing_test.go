@@ -260,53 +260,66 @@ func tracingPathProblems(objs []*unstructured.Unstructured) (problems []string, 
 	if len(services) == 0 {
 		fail("no Deployment in %s", appNamespace)
 	}
-	ratios := map[string]bool{}
 	for _, d := range services {
-		pod, _ := netpol.TemplatePod(d)
-		if !sidecarAdmits(t.sidecarHosts(appNamespace, pod), host) {
-			fail("%s: its Sidecar does not list %s (REGISTRY_ONLY: the sidecar's and the SDK's spans go to the black hole)", d.GetName(), host)
-		}
-		endpoint, _, _ := envValue(d, "OTEL_EXPORTER_OTLP_ENDPOINT")
-		u, err := url.Parse(endpoint)
-		if endpoint == "" || err != nil || u.Port() == "" {
-			fail("%s: OTEL_EXPORTER_OTLP_ENDPOINT %q is not http://<host>:<port>", d.GetName(), endpoint)
-		} else if sdkPort, _ := strconv.Atoi(u.Port()); u.Hostname() != host || int32(sdkPort) != port {
-			fail("%s: OTEL_EXPORTER_OTLP_ENDPOINT %s is not the mesh's tracing provider %s", d.GetName(), endpoint, net.JoinHostPort(host, strconv.Itoa(int(port))))
-		}
-		if v, _, _ := envValue(d, "OTEL_SERVICE_NAME"); v != d.GetName() {
-			fail("%s: OTEL_SERVICE_NAME is %q, want the service's name", d.GetName(), v)
-		}
-		if _, ref, _ := envValue(d, "OTEL_TRACES_SAMPLER_ARG"); ref == nil {
-			fail("%s: OTEL_TRACES_SAMPLER_ARG does not come from the environment's ConfigMap %s", d.GetName(), tracingConfigMap)
-		} else {
-			name, _ := ref["name"].(string)
-			key, _ := ref["key"].(string)
-			cm := t.one("ConfigMap", appNamespace, name)
-			v, _, _ := unstructured.NestedString(cmOrEmpty(cm).Object, "data", key)
-			ratio, err := strconv.ParseFloat(v, 64)
-			switch {
-			case cm == nil || !strings.HasPrefix(name, tracingConfigMap):
-				fail("%s: OTEL_TRACES_SAMPLER_ARG reads ConfigMap %q, which is not rendered", d.GetName(), name)
-			case err != nil:
-				fail("%s: OTEL_TRACES_SAMPLER_ARG %q is not a number", d.GetName(), v)
-			case math.Abs(ratio*100-sampling) > 1e-9:
-				fail("%s: OTEL_TRACES_SAMPLER_ARG %s samples %g %% of the traces it starts, the mesh's Telemetry %g %%", d.GetName(), v, ratio*100, sampling)
-			default:
-				ratios[v] = true
-			}
-		}
-		if !collectorDeployed {
-			continue
-		}
-		for _, c := range collector.pods {
-			if !np.Allowed(pod, c, collector.targetPort) {
-				fail("%s: NetworkPolicies block it from the collector %s port %d", d.GetName(), host, collector.targetPort)
-			}
-		}
+		problems = append(problems, serviceSpanProblems(t, np, d, host, port, sampling, collectorDeployed, collector)...)
 	}
 	if !collectorDeployed {
 		return problems, false
 	}
+	problems = append(problems, gatewaySpanProblems(t, np, host, collector)...)
+	return append(problems, collectorExportProblems(t, np, collector)...), true
+}
+
+// serviceSpanProblems checks one service's side of the span path: its Sidecar lists the
+// provider's host, its SDK exports there with the mesh's sampling ratio (sampling: percent) from
+// the environment's ConfigMap, and — where the collector runs — NetworkPolicies let it reach it.
+func serviceSpanProblems(t tracingObjects, np *netpol.Cluster, d *unstructured.Unstructured, host string, port int32, sampling float64, collectorDeployed bool, collector tracingEndpoint) (problems []string) {
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	pod, _ := netpol.TemplatePod(d)
+	if !sidecarAdmits(t.sidecarHosts(appNamespace, pod), host) {
+		fail("%s: its Sidecar does not list %s (REGISTRY_ONLY: the sidecar's and the SDK's spans go to the black hole)", d.GetName(), host)
+	}
+	endpoint, _, _ := envValue(d, "OTEL_EXPORTER_OTLP_ENDPOINT")
+	u, err := url.Parse(endpoint)
+	if endpoint == "" || err != nil || u.Port() == "" {
+		fail("%s: OTEL_EXPORTER_OTLP_ENDPOINT %q is not http://<host>:<port>", d.GetName(), endpoint)
+	} else if sdkPort, _ := strconv.Atoi(u.Port()); u.Hostname() != host || int32(sdkPort) != port {
+		fail("%s: OTEL_EXPORTER_OTLP_ENDPOINT %s is not the mesh's tracing provider %s", d.GetName(), endpoint, net.JoinHostPort(host, strconv.Itoa(int(port))))
+	}
+	if v, _, _ := envValue(d, "OTEL_SERVICE_NAME"); v != d.GetName() {
+		fail("%s: OTEL_SERVICE_NAME is %q, want the service's name", d.GetName(), v)
+	}
+	if _, ref, _ := envValue(d, "OTEL_TRACES_SAMPLER_ARG"); ref == nil {
+		fail("%s: OTEL_TRACES_SAMPLER_ARG does not come from the environment's ConfigMap %s", d.GetName(), tracingConfigMap)
+	} else {
+		name, _ := ref["name"].(string)
+		key, _ := ref["key"].(string)
+		cm := t.one("ConfigMap", appNamespace, name)
+		v, _, _ := unstructured.NestedString(cmOrEmpty(cm).Object, "data", key)
+		ratio, err := strconv.ParseFloat(v, 64)
+		switch {
+		case cm == nil || !strings.HasPrefix(name, tracingConfigMap):
+			fail("%s: OTEL_TRACES_SAMPLER_ARG reads ConfigMap %q, which is not rendered", d.GetName(), name)
+		case err != nil:
+			fail("%s: OTEL_TRACES_SAMPLER_ARG %q is not a number", d.GetName(), v)
+		case math.Abs(ratio*100-sampling) > 1e-9:
+			fail("%s: OTEL_TRACES_SAMPLER_ARG %s samples %g %% of the traces it starts, the mesh's Telemetry %g %%", d.GetName(), v, ratio*100, sampling)
+		}
+	}
+	if !collectorDeployed {
+		return problems
+	}
+	for _, c := range collector.pods {
+		if !np.Allowed(pod, c, collector.targetPort) {
+			fail("%s: NetworkPolicies block it from the collector %s port %d", d.GetName(), host, collector.targetPort)
+		}
+	}
+	return problems
+}
+
+// gatewaySpanProblems: every ingress gateway's pods may reach the collector.
+func gatewaySpanProblems(t tracingObjects, np *netpol.Cluster, host string, collector tracingEndpoint) (problems []string) {
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	gateways := 0
 	for _, g := range t.of("Deployment", gatewayNamespace) {
 		pod, _ := netpol.TemplatePod(g)
@@ -324,6 +337,13 @@ func tracingPathProblems(objs []*unstructured.Unstructured) (problems []string, 
 		fail("no ingress gateway Deployment (label istio=ingressgateway) in %s", gatewayNamespace)
 	}
 
+	return problems
+}
+
+// collectorExportProblems: every OTLP exporter of the collector's traces pipeline resolves to a
+// Service whose pods NetworkPolicies let the collector reach.
+func collectorExportProblems(t tracingObjects, np *netpol.Cluster, collector tracingEndpoint) (problems []string) {
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	// The collector's exporter: every OTLP exporter of the traces pipeline resolves and is admitted.
 	for _, w := range collector.workloads {
 		exporters, err := t.collectorExporters(w)
@@ -354,7 +374,7 @@ func tracingPathProblems(objs []*unstructured.Unstructured) (problems []string, 
 			}
 		}
 	}
-	return problems, true
+	return problems
 }
 
 func cmOrEmpty(cm *unstructured.Unstructured) *unstructured.Unstructured {

@@ -97,8 +97,8 @@ func TestMisspelledChartValueFails(t *testing.T) {
 	for _, f := range c.Findings {
 		got = append(got, f.String())
 	}
-	assert.Contains(t, got, "prod/istiod: Application/argocd/istiod: clusters/prod/values/istiod.yaml: autoscaleMinn: not a value of istiod 1.30.3")
-	assert.Contains(t, got, "prod/istiod: Application/argocd/istiod: platform/istiod/values.yaml: meshConfig.outboundTrafficPolicy.modee: not a field of istio.mesh.v1alpha1.MeshConfig")
+	assert.Contains(t, got, "prod/istiod: Application/argocd/istiod: render: clusters/prod/values/istiod.yaml: autoscaleMinn: not a value of istiod 1.30.3")
+	assert.Contains(t, got, "prod/istiod: Application/argocd/istiod: render: platform/istiod/values.yaml: meshConfig.outboundTrafficPolicy.modee: not a field of istio.mesh.v1alpha1.MeshConfig")
 }
 
 func copyTree(t *testing.T, from, to string) {

@@ -7,6 +7,7 @@ module github.com/cloudlab/platform/tools/simulate
 go 1.26.8
 
 require (
+	github.com/cloudlab/platform/tools/rendered v0.0.0
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/containernetworking/plugins v1.10.0
 	github.com/coredns/coredns v1.15.0
@@ -311,3 +312,6 @@ replace (
 )
 
 replace sigs.k8s.io/kube-network-policies => ./third_party/kube-network-policies
+
+// The format of rendered/<env>/ and the one YAML stream decoder, shared with the render.
+replace github.com/cloudlab/platform/tools/rendered => ../rendered

@@ -108,7 +108,7 @@ func (p *Policies) Evaluate(ctx context.Context, c *render.Cluster, scopes Scope
 		str := func(k string) string { s, _ := f[k].(string); return s }
 		ev.Findings = append(ev.Findings, render.Finding{
 			Cluster: c.Name, App: str("app"), Kind: str("kind"), Namespace: str("namespace"), Name: str("name"),
-			Message: fmt.Sprintf("%s: %s", r.Bindings["policy"], str("msg")),
+			Check: fmt.Sprint(r.Bindings["policy"]), Message: str("msg"),
 		})
 	}
 	sort.Slice(ev.Findings, func(i, j int) bool { return ev.Findings[i].String() < ev.Findings[j].String() })

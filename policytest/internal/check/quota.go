@@ -87,11 +87,11 @@ func Quotas(c *render.Cluster) ([]render.Finding, error) {
 			limit := fmt.Sprint(raw)
 			lq, err := resource.ParseQuantity(limit)
 			if err != nil {
-				out = append(out, render.ObjectFinding(c.Name, owner[q], q, fmt.Sprintf("spec.hard[%s] %q is not a quantity", key, limit)))
+				out = append(out, render.ObjectFinding(c.Name, owner[q], q, CheckQuota, fmt.Sprintf("spec.hard[%s] %q is not a quantity", key, limit)))
 				return
 			}
 			if need.Cmp(lq) > 0 {
-				out = append(out, render.ObjectFinding(c.Name, owner[q], q, fmt.Sprintf(
+				out = append(out, render.ObjectFinding(c.Name, owner[q], q, CheckQuota, fmt.Sprintf(
 					"%s %s is below the %s the workloads of %s may need (HPA maximums, one rollout surge pod per Deployment, sidecars, every volume): raise it or shrink them",
 					key, limit, need.String(), ns)))
 			}

@@ -114,128 +114,158 @@ func validate(validator, kubeVersion string, crds []*unstructured.Unstructured, 
 	if err != nil {
 		return nil, "", err
 	}
-
-	type origin struct {
-		cluster, app string
-		obj          *unstructured.Unstructured
-	}
-	crdDir := filepath.Join(dir, "crds")
-	if err := os.MkdirAll(crdDir, 0o755); err != nil {
+	run := &schemaRun{validator: validator, kubeVersion: kubeVersion, dir: dir, cache: cache,
+		origins: map[string][]origin{}, byHash: map[[32]byte]string{}, hashOf: map[string][32]byte{}, cached: map[string][]validation{}}
+	if err := run.writeCRDs(crds); err != nil {
 		return nil, "", err
-	}
-	for i, o := range crds {
-		y, err := yaml.Marshal(o.Object)
-		if err != nil {
-			return nil, "", err
-		}
-		if err := os.WriteFile(filepath.Join(crdDir, fmt.Sprintf("%05d.yaml", i)), y, 0o644); err != nil {
-			return nil, "", err
-		}
-	}
-	origins := map[string][]origin{} // object file -> where it is rendered
-	var unique []string              // object files kubectl-validate has to see, in order
-	byHash := map[[32]byte]string{}
-	hashOf := map[string][32]byte{}
-	cached := map[string][]validation{} // object file -> its verdict from the cache
-	add := func(cluster, app string, o *unstructured.Unstructured) error {
-		js, err := o.MarshalJSON() // keys sorted: the same object, the same bytes
-		if err != nil {
-			return err
-		}
-		h := sha256.Sum256(js)
-		file, seen := byHash[h]
-		if !seen {
-			file = fmt.Sprintf("%05d.json", len(byHash))
-			byHash[h] = file
-			hashOf[file] = h
-			if v, ok := cache.get(h); ok {
-				cached[file] = v
-			} else {
-				unique = append(unique, file)
-				if err := os.WriteFile(filepath.Join(dir, file), js, 0o644); err != nil {
-					return err
-				}
-			}
-		}
-		origins[file] = append(origins[file], origin{cluster, app, o})
-		return nil
 	}
 	for _, c := range clusters {
 		for _, o := range c.Bootstrap {
-			if err := add(c.Name, render.RootName, o); err != nil {
+			if err := run.add(c.Name, render.RootName, o); err != nil {
 				return nil, "", err
 			}
 		}
 		for _, a := range c.AllApps() {
 			for _, o := range a.Objects {
-				if err := add(c.Name, a.Name(), o); err != nil {
+				if err := run.add(c.Name, a.Name(), o); err != nil {
 					return nil, "", err
 				}
 			}
 		}
 	}
-	note := cache.note(len(byHash), len(cached))
-	var out []render.Finding
-	report := func(file string, statuses []validation) error {
-		orgs, ok := origins[file]
-		if !ok {
-			return fmt.Errorf("kubectl-validate reported an unknown file %s", file)
-		}
-		for _, org := range orgs {
-			out = append(out, findingsOf(org.cluster, org.app, org.obj, kubeVersion, statuses)...)
-		}
-		return nil
-	}
-	for file, statuses := range cached {
-		if err := report(file, statuses); err != nil {
+	note := cache.note(len(run.byHash), len(run.cached))
+	for file, statuses := range run.cached {
+		if err := run.report(file, statuses); err != nil {
 			return nil, note, err
 		}
 	}
-	if len(unique) == 0 {
-		return out, note, nil
+	if err := run.validateUnique(); err != nil {
+		return nil, note, err
 	}
-	parts := runtime.NumCPU()
-	if parts > 4 {
-		parts = 4
+	return run.out, note, nil
+}
+
+// origin is where an object is rendered: every place gets the object's findings.
+type origin struct {
+	cluster, app string
+	obj          *unstructured.Unstructured
+}
+
+// schemaRun is one validation of every cluster's objects: each distinct object (by its JSON's
+// SHA-256) is written once to dir, or taken from the cache, and reported for every origin.
+type schemaRun struct {
+	validator, kubeVersion, dir string
+	cache                       *schemaCache
+	crdDir                      string
+	origins                     map[string][]origin     // object file -> where it is rendered
+	unique                      []string                // object files kubectl-validate has to see, in order
+	byHash                      map[[32]byte]string     // object hash -> its file
+	hashOf                      map[string][32]byte     // object file -> its hash
+	cached                      map[string][]validation // object file -> its verdict from the cache
+	out                         []render.Finding
+}
+
+// writeCRDs puts the CRDs kubectl-validate validates against into dir/crds.
+func (r *schemaRun) writeCRDs(crds []*unstructured.Unstructured) error {
+	r.crdDir = filepath.Join(r.dir, "crds")
+	if err := os.MkdirAll(r.crdDir, 0o755); err != nil {
+		return err
 	}
-	if len(unique) < 200 {
+	for i, o := range crds {
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(r.crdDir, fmt.Sprintf("%05d.yaml", i)), y, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add records one rendered object: a new one is written for kubectl-validate (or its verdict
+// taken from the cache), a repeated one only gains an origin.
+func (r *schemaRun) add(cluster, app string, o *unstructured.Unstructured) error {
+	js, err := o.MarshalJSON() // keys sorted: the same object, the same bytes
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256(js)
+	file, seen := r.byHash[h]
+	if !seen {
+		file = fmt.Sprintf("%05d.json", len(r.byHash))
+		r.byHash[h] = file
+		r.hashOf[file] = h
+		if v, ok := r.cache.get(h); ok {
+			r.cached[file] = v
+		} else {
+			r.unique = append(r.unique, file)
+			if err := os.WriteFile(filepath.Join(r.dir, file), js, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	r.origins[file] = append(r.origins[file], origin{cluster, app, o})
+	return nil
+}
+
+// report turns the verdict on one object file into findings for every place it is rendered.
+func (r *schemaRun) report(file string, statuses []validation) error {
+	orgs, ok := r.origins[file]
+	if !ok {
+		return fmt.Errorf("kubectl-validate reported an unknown file %s", file)
+	}
+	for _, org := range orgs {
+		r.out = append(r.out, findingsOf(org.cluster, org.app, org.obj, r.kubeVersion, statuses)...)
+	}
+	return nil
+}
+
+// validateUnique runs kubectl-validate on the objects the cache did not know, split over up to
+// four runs at once, reports them and keeps their verdicts.
+func (r *schemaRun) validateUnique() error {
+	if len(r.unique) == 0 {
+		return nil
+	}
+	parts := min(runtime.NumCPU(), 4)
+	if len(r.unique) < 200 {
 		parts = 1 // the fixture: a run's start-up would cost more than it saves
 	}
 	results := make([]map[string][]validation, parts)
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := 0; p < parts; p++ {
-		part := filepath.Join(dir, fmt.Sprintf("part-%d", p))
+		part := filepath.Join(r.dir, fmt.Sprintf("part-%d", p))
 		if err := os.MkdirAll(part, 0o755); err != nil {
-			return nil, "", err
+			return err
 		}
-		for i := p; i < len(unique); i += parts {
-			if err := os.Rename(filepath.Join(dir, unique[i]), filepath.Join(part, unique[i])); err != nil {
-				return nil, "", err
+		for i := p; i < len(r.unique); i += parts {
+			if err := os.Rename(filepath.Join(r.dir, r.unique[i]), filepath.Join(part, r.unique[i])); err != nil {
+				return err
 			}
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[p], errs[p] = runValidator(validator, kubeVersion, part, crdDir)
+			results[p], errs[p] = runValidator(r.validator, r.kubeVersion, part, r.crdDir)
 		}()
 	}
 	wg.Wait()
 	for p := range results {
 		if errs[p] != nil {
-			return nil, note, errs[p]
+			return errs[p]
 		}
 		for path, statuses := range results[p] {
 			file := filepath.Base(path)
-			if err := report(file, statuses); err != nil {
-				return nil, note, err
+			if err := r.report(file, statuses); err != nil {
+				return err
 			}
-			if err := cache.put(hashOf[file], statuses); err != nil {
-				return nil, note, err
+			if err := r.cache.put(r.hashOf[file], statuses); err != nil {
+				return err
 			}
 		}
 	}
-	return out, note, nil
+	return nil
 }
 
 // validation is kubectl-validate's verdict on one object.
@@ -271,7 +301,7 @@ func findingsOf(cluster, app string, o *unstructured.Unstructured, kubeVersion s
 			continue
 		}
 		if len(st.Details.Causes) == 0 {
-			out = append(out, render.ObjectFinding(cluster, app, o, "schema: "+cleanMessage(st.Message)))
+			out = append(out, render.ObjectFinding(cluster, app, o, CheckSchema, cleanMessage(st.Message)))
 		}
 		for _, cause := range st.Details.Causes {
 			if cause.Field == "metadata.name" && rbacName(o) {
@@ -281,7 +311,7 @@ func findingsOf(cluster, app string, o *unstructured.Unstructured, kubeVersion s
 			if cause.Field != "" {
 				msg = cause.Field + ": " + msg
 			}
-			out = append(out, render.ObjectFinding(cluster, app, o, "schema (Kubernetes "+kubeVersion+"): "+msg))
+			out = append(out, render.ObjectFinding(cluster, app, o, CheckSchema, "Kubernetes "+kubeVersion+": "+msg))
 		}
 	}
 	return out

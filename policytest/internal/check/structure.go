@@ -32,7 +32,7 @@ const (
 func Structure(c *render.Cluster, scopes Scopes) []render.Finding {
 	var out []render.Finding
 	add := func(app *v1alpha1.Application, format string, args ...any) {
-		out = append(out, render.AppFinding(c.Name, app, fmt.Sprintf(format, args...)))
+		out = append(out, render.AppFinding(c.Name, app, CheckStructure, fmt.Sprintf(format, args...)))
 	}
 	namespaces := map[string]bool{}
 	for _, a := range c.AllApps() {
@@ -47,7 +47,34 @@ func Structure(c *render.Cluster, scopes Scopes) []render.Finding {
 	if c.Root.Application.Spec.Project != rootProj {
 		add(c.Root.Application, "the root Application must use the project %q (it may only manage Applications and AppProjects)", rootProj)
 	}
+	checkWaves(c, add)
+	for _, a := range c.AllApps() {
+		app := a.Application
+		dest := app.Spec.Destination
+		if dest.Server != InCluster {
+			add(app, "destination server %q: every cluster runs its own Argo CD, use %s", dest.Server, InCluster)
+		}
+		if !namespaces[dest.Namespace] {
+			add(app, "destination namespace %q is not created by platform/namespaces", dest.Namespace)
+		}
+		proj, ok := c.Projects[app.Spec.Project]
+		if !ok {
+			add(app, "project %q does not exist: add an AppProject in apps/", app.Spec.Project)
+			continue
+		}
+		checkProject(a, proj, add)
+		out = append(out, objectsPermitted(c, a, proj, scopes)...)
+	}
+	return out
+}
 
+// addFinding adds a finding about an Application.
+type addFinding func(app *v1alpha1.Application, format string, args ...any)
+
+// checkWaves checks every child Application's namespace, wave label and sync-wave annotation
+// (wave N of Waves takes sync-waves 10N to 10N+9), its sync policy, and that every wave has an
+// Application.
+func checkWaves(c *render.Cluster, add addFinding) {
 	waveSeen := map[string]bool{}
 	for _, a := range c.Apps {
 		app := a.Application
@@ -72,55 +99,54 @@ func Structure(c *render.Cluster, scopes Scopes) []render.Finding {
 			add(c.Root.Application, "no child Application in wave %q: the four waves are %s", w, strings.Join(Waves, " -> "))
 		}
 	}
+}
 
-	for _, a := range c.AllApps() {
-		app := a.Application
-		dest := app.Spec.Destination
-		if dest.Server != InCluster {
-			add(app, "destination server %q: every cluster runs its own Argo CD, use %s", dest.Server, InCluster)
+// checkProject checks that an Application's project allows its destination and sources, and
+// upstream charts only from the platform (or root) project.
+func checkProject(a *render.App, proj *v1alpha1.AppProject, add addFinding) {
+	app := a.Application
+	dest := app.Spec.Destination
+	if proj.Name != platformProj && proj.Name != rootProj && a.Chart != nil {
+		add(app, "upstream charts may only be installed by the %s project", platformProj)
+	}
+	if ok, _ := proj.IsDestinationPermitted(dest, noClusters); !ok {
+		add(app, "project %s does not allow destination %s/%s: add it to the project's destinations", proj.Name, dest.Server, dest.Namespace)
+	}
+	for _, src := range app.Spec.GetSources() {
+		if !proj.IsSourcePermitted(src) {
+			add(app, "project %s does not allow source %s: add it to the project's sourceRepos", proj.Name, src.RepoURL)
 		}
-		if !namespaces[dest.Namespace] {
-			add(app, "destination namespace %q is not created by platform/namespaces", dest.Namespace)
+	}
+}
+
+// objectsPermitted checks every object an Application renders: its project permits the kind
+// there (Argo CD's AppProject.IsResourcePermitted), and the CRD of its kind comes from an
+// earlier sync-wave of this cluster.
+func objectsPermitted(c *render.Cluster, a *render.App, proj *v1alpha1.AppProject, scopes Scopes) []render.Finding {
+	var out []render.Finding
+	dest := a.Application.Spec.Destination
+	for _, o := range a.Objects {
+		gk := o.GroupVersionKind().GroupKind()
+		ns := o.GetNamespace()
+		if ns == "" && !scopes.ClusterScoped(gk) {
+			ns = dest.Namespace // Argo CD puts it in the destination namespace
 		}
-		proj, ok := c.Projects[app.Spec.Project]
-		if !ok {
-			add(app, "project %q does not exist: add an AppProject in apps/", app.Spec.Project)
-			continue
-		}
-		if proj.Name != platformProj && proj.Name != rootProj && a.Chart != nil {
-			add(app, "upstream charts may only be installed by the %s project", platformProj)
-		}
-		if ok, _ := proj.IsDestinationPermitted(dest, noClusters); !ok {
-			add(app, "project %s does not allow destination %s/%s: add it to the project's destinations", proj.Name, dest.Server, dest.Namespace)
-		}
-		for _, src := range app.Spec.GetSources() {
-			if !proj.IsSourcePermitted(src) {
-				add(app, "project %s does not allow source %s: add it to the project's sourceRepos", proj.Name, src.RepoURL)
+		if ok, _ := proj.IsResourcePermitted(gk, ns, dest, noClusters); !ok {
+			what := "namespaced kind " + gkString(gk) + " in namespace " + ns
+			if ns == "" {
+				what = "cluster-scoped kind " + gkString(gk)
 			}
+			out = append(out, render.ObjectFinding(c.Name, a.Name(), o, CheckStructure, fmt.Sprintf("project %s does not permit %s: list it in the project (or move the object to the right Application)", proj.Name, what)))
 		}
-		for _, o := range a.Objects {
-			gk := o.GroupVersionKind().GroupKind()
-			ns := o.GetNamespace()
-			if ns == "" && !scopes.ClusterScoped(gk) {
-				ns = dest.Namespace // Argo CD puts it in the destination namespace
-			}
-			if ok, _ := proj.IsResourcePermitted(gk, ns, dest, noClusters); !ok {
-				what := "namespaced kind " + gkString(gk) + " in namespace " + ns
-				if ns == "" {
-					what = "cluster-scoped kind " + gkString(gk)
-				}
-				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("project %s does not permit %s: list it in the project (or move the object to the right Application)", proj.Name, what)))
-			}
-			// Argo CD's own CRDs exist before anything syncs (the bootstrap installs the argo-cd
-			// chart); every other CRD must come from an earlier wave of this cluster.
-			owner := scopes.Owner(gk.Group)
-			switch {
-			case gk.Group == "argoproj.io" || render.BuiltinGroups[gk.Group] || owner == a:
-			case owner == nil:
-				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("no Application of this cluster installs the CRDs of %s: add the chart (or manifest) Application that installs them", gk.Group)))
-			case owner.Wave >= a.Wave:
-				out = append(out, render.ObjectFinding(c.Name, a.Name(), o, fmt.Sprintf("uses a CRD that Application %s installs in sync-wave %d: this Application (wave %d) must sync later", owner.Name(), owner.Wave, a.Wave)))
-			}
+		// Argo CD's own CRDs exist before anything syncs (the bootstrap installs the argo-cd
+		// chart); every other CRD must come from an earlier wave of this cluster.
+		owner := scopes.Owner(gk.Group)
+		switch {
+		case gk.Group == "argoproj.io" || render.BuiltinGroups[gk.Group] || owner == a:
+		case owner == nil:
+			out = append(out, render.ObjectFinding(c.Name, a.Name(), o, CheckStructure, fmt.Sprintf("no Application of this cluster installs the CRDs of %s: add the chart (or manifest) Application that installs them", gk.Group)))
+		case owner.Wave >= a.Wave:
+			out = append(out, render.ObjectFinding(c.Name, a.Name(), o, CheckStructure, fmt.Sprintf("uses a CRD that Application %s installs in sync-wave %d: this Application (wave %d) must sync later", owner.Name(), owner.Wave, a.Wave)))
 		}
 	}
 	return out
@@ -158,7 +184,7 @@ func Projects(clusters []*render.Cluster) []render.Finding {
 	for _, name := range names {
 		p := projects[name]
 		add := func(format string, args ...any) {
-			out = append(out, render.Finding{Cluster: projCluster[name], App: render.RootName, Kind: "AppProject", Namespace: p.Namespace, Name: p.Name, Message: fmt.Sprintf(format, args...)})
+			out = append(out, render.Finding{Cluster: projCluster[name], App: render.RootName, Kind: "AppProject", Namespace: p.Namespace, Name: p.Name, Check: CheckStructure, Message: fmt.Sprintf(format, args...)})
 		}
 		for _, r := range p.Spec.SourceRepos {
 			if strings.Contains(r, "*") {

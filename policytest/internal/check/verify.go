@@ -111,10 +111,18 @@ func Load(cfg Config) (*Report, error) {
 	return r, nil
 }
 
+// The Go checks, as a finding's <check> part names them (render.Finding) and as their stages
+// are called: docs/verify.md describes each.
+const (
+	CheckStructure = "argo-structure"
+	CheckQuota     = "quota"
+	CheckSchema    = "schema"
+)
+
 // Check runs the stages after the render on the loaded clusters: the Argo CD structure, quotas,
 // schema and policy. An error means a check could not run; what is wrong is in the findings.
 func (r *Report) Check(ctx context.Context, cfg Config) error {
-	err := r.stage("argo-structure", func() ([]render.Finding, error) {
+	err := r.stage(CheckStructure, func() ([]render.Finding, error) {
 		out := Projects(r.Clusters)
 		for _, c := range r.Clusters {
 			out = append(out, Structure(c, ScopesOf(c))...)
@@ -124,13 +132,13 @@ func (r *Report) Check(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	err = r.stage("quota", func() ([]render.Finding, error) {
+	err = r.stage(CheckQuota, func() ([]render.Finding, error) {
 		return r.eachCluster(func(c *render.Cluster) ([]render.Finding, error) { return Quotas(c) })
 	})
 	if err != nil {
 		return err
 	}
-	err = r.stage("schema", func() ([]render.Finding, error) {
+	err = r.stage(CheckSchema, func() ([]render.Finding, error) {
 		f, note, err := Schema(cfg.Validator, cfg.KubeVersion, r.Clusters)
 		r.note = note
 		return f, err

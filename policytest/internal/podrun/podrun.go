@@ -21,10 +21,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -481,35 +483,9 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	if err != nil {
 		return nil, "", fmt.Errorf("pod %s container %s: %w", p.Name, ctr.Name, err)
 	}
-	for k, v := range img.Env {
-		if _, ok := env[k]; !ok {
-			order = append(order, k)
-		}
-		env[k] = v
-	}
-	for k, v := range extraEnv {
-		if _, ok := env[k]; !ok {
-			order = append(order, k)
-		}
-		env[k] = v
-	}
-	uid, gid := int64(0), int64(0)
-	if sc := p.Template.Spec.SecurityContext; sc != nil {
-		if sc.RunAsUser != nil {
-			uid = *sc.RunAsUser
-		}
-		if sc.RunAsGroup != nil {
-			gid = *sc.RunAsGroup
-		}
-	}
-	if sc := ctr.SecurityContext; sc != nil {
-		if sc.RunAsUser != nil {
-			uid = *sc.RunAsUser
-		}
-		if sc.RunAsGroup != nil {
-			gid = *sc.RunAsGroup
-		}
-	}
+	order = addEnv(env, order, img.Env)
+	order = addEnv(env, order, extraEnv)
+	uid, gid := p.runAs(ctr)
 	passwd, group, err := p.cluster.identity(img.User, uid, gid)
 	if err != nil {
 		return nil, "", err
@@ -522,35 +498,8 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	// folders on the way to such a mount point are rebuilt from the host's entries, so that the
 	// mount point can be created (bwrap cannot create it inside a read-only bind).
 	binds := [][3]string{{"--ro-bind", p.cluster.HostsFile(), "/etc/hosts"}, {"--ro-bind", passwd, "/etc/passwd"}, {"--ro-bind", group, "/etc/group"}}
-	// Stand-in folders outside /usr appear at fixed places: a checkout under /tmp would otherwise
-	// be hidden by a pod's own /tmp volume.
-	var path []string
-	for i, dir := range img.Path {
-		if strings.HasPrefix(dir, "/usr/") {
-			path = append(path, dir)
-			continue
-		}
-		in := fmt.Sprintf("/opt/podrun/path%d", i)
-		binds = append(binds, [3]string{"--ro-bind", dir, in})
-		path = append(path, in)
-	}
-	inside := make([]string, 0, len(img.Bind))
-	for in := range img.Bind {
-		inside = append(inside, in)
-	}
-	sort.Strings(inside)
-	for _, in := range inside {
-		binds = append(binds, [3]string{"--ro-bind", img.Bind[in], in})
-	}
-	inside = inside[:0]
-	for in := range img.Writable {
-		inside = append(inside, in)
-	}
-	sort.Strings(inside)
-	for _, in := range inside {
-		binds = append(binds, [3]string{"--bind", img.Writable[in], in})
-	}
-	binds = append(binds, mounts...)
+	imgBinds, path := imageBinds(img)
+	binds = append(append(binds, imgBinds...), mounts...)
 	var targets []string
 	for _, b := range binds {
 		targets = append(targets, b[2])
@@ -577,6 +526,68 @@ func (p *Pod) command(ctx context.Context, ctr corev1.Container, argv []string, 
 	for _, a := range argv {
 		args = append(args, expand(a, env))
 	}
+	return p.logged(ctx, args, logName)
+}
+
+// addEnv sets every variable of extra in env (order lists env's names in the order they are
+// set; a new name goes last) and returns the new order.
+func addEnv(env map[string]string, order []string, extra map[string]string) []string {
+	for k, v := range extra {
+		if _, ok := env[k]; !ok {
+			order = append(order, k)
+		}
+		env[k] = v
+	}
+	return order
+}
+
+// runAs is the user and group a container runs as: its securityContext's, else the pod's, else
+// root (0, 0).
+func (p *Pod) runAs(ctr corev1.Container) (uid, gid int64) {
+	if sc := p.Template.Spec.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = *sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = *sc.RunAsGroup
+		}
+	}
+	if sc := ctr.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = *sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = *sc.RunAsGroup
+		}
+	}
+	return uid, gid
+}
+
+// imageBinds is what a stand-in image mounts (flag, host path, sandbox path), in a fixed order,
+// and its PATH folders as the sandbox sees them. Stand-in folders outside /usr appear at fixed
+// places: a checkout under /tmp would otherwise be hidden by a pod's own /tmp volume.
+func imageBinds(img Image) (binds [][3]string, path []string) {
+	for i, dir := range img.Path {
+		if strings.HasPrefix(dir, "/usr/") {
+			path = append(path, dir)
+			continue
+		}
+		in := fmt.Sprintf("/opt/podrun/path%d", i)
+		binds = append(binds, [3]string{"--ro-bind", dir, in})
+		path = append(path, in)
+	}
+	for _, in := range slices.Sorted(maps.Keys(img.Bind)) {
+		binds = append(binds, [3]string{"--ro-bind", img.Bind[in], in})
+	}
+	for _, in := range slices.Sorted(maps.Keys(img.Writable)) {
+		binds = append(binds, [3]string{"--bind", img.Writable[in], in})
+	}
+	return binds, path
+}
+
+// logged is the bwrap command with args, its output going to a new file under the cluster's
+// logs/ (returned), in its own process group that a cancelled ctx kills.
+func (p *Pod) logged(ctx context.Context, args []string, logName string) (*exec.Cmd, string, error) {
 	logDir := filepath.Join(p.cluster.Dir, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, "", err

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,8 +24,8 @@ import (
 	"sync"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/cloudlab/platform/tools/rendered"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -34,7 +33,7 @@ import (
 )
 
 // RootName is the root Application of every cluster (apps/root, built by clusters/<env>/bootstrap).
-const RootName = "root"
+const RootName = rendered.RootName
 
 // Options say where the repository and the tools are.
 type Options struct {
@@ -57,6 +56,8 @@ type App struct {
 	Wave        int
 	// Objects holds what the kustomize source renders (nil for an upstream chart).
 	Objects []*unstructured.Unstructured
+	// Origins says where kustomize read each of Objects (parallel to it; nil for a chart's).
+	Origins []Origin
 	// Chart is the upstream Helm chart source, if the Application has one.
 	Chart *v1alpha1.ApplicationSource
 	// ValueFiles are the repository files the chart source's values come from.
@@ -74,10 +75,12 @@ func (a *App) Name() string { return a.Application.Name }
 type Cluster struct {
 	Name      string
 	Bootstrap []*unstructured.Unstructured // what clusters/<env>/bootstrap builds: the root and its project
-	Root      *App                         // its objects are the child Applications and AppProjects
-	Apps      []*App                       // the children, by wave then name
-	Projects  map[string]*v1alpha1.AppProject
-	Findings  []Finding // what could not be built or read, as findings (never a panic)
+	// BootstrapOrigins says where kustomize read each of Bootstrap (parallel to it).
+	BootstrapOrigins []Origin
+	Root             *App   // its objects are the child Applications and AppProjects
+	Apps             []*App // the children, by wave then name
+	Projects         map[string]*v1alpha1.AppProject
+	Findings         []Finding // what could not be built or read, as findings (never a panic)
 	// RepoURL is this repository, as the root Application syncs it: every other source of ours
 	// must name the same.
 	RepoURL string
@@ -93,31 +96,22 @@ type Cluster struct {
 // AllApps is the root followed by its children.
 func (c *Cluster) AllApps() []*App { return append([]*App{c.Root}, c.Apps...) }
 
-// Finding is one thing wrong, in the form `<cluster>/<application>: <Kind>/<namespace>/<name>: <message>`.
-// Namespace is "-" for a cluster-scoped object; Kind and Name are "-" for a finding about the
-// Application itself.
-type Finding struct {
-	Cluster, App, Kind, Namespace, Name, Message string
+// Finding is one thing wrong, `<cluster>/<application>: <Kind>/<namespace>/<name>: <check>: <message>`
+// (the format of rendered/<env>/index.json is shared with tools/simulate: tools/rendered).
+type Finding = rendered.Finding
+
+// CheckRender is the check of the findings the render itself makes: pins, values files and
+// their keys, source paths that do not build, charts that do not template.
+const CheckRender = "render"
+
+// ObjectFinding is a finding of check about a rendered object.
+func ObjectFinding(cluster, app string, o *unstructured.Unstructured, check, msg string) Finding {
+	return Finding{Cluster: cluster, App: app, Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Check: check, Message: msg}
 }
 
-func (f Finding) String() string {
-	or := func(s string) string {
-		if s == "" {
-			return "-"
-		}
-		return s
-	}
-	return fmt.Sprintf("%s/%s: %s/%s/%s: %s", f.Cluster, f.App, or(f.Kind), or(f.Namespace), or(f.Name), f.Message)
-}
-
-// ObjectFinding is a finding about a rendered object.
-func ObjectFinding(cluster, app string, o *unstructured.Unstructured, msg string) Finding {
-	return Finding{Cluster: cluster, App: app, Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Message: msg}
-}
-
-// AppFinding is a finding about an Application itself.
-func AppFinding(cluster string, app *v1alpha1.Application, msg string) Finding {
-	return Finding{Cluster: cluster, App: app.Name, Kind: "Application", Namespace: app.Namespace, Name: app.Name, Message: msg}
+// AppFinding is a finding of check about an Application itself.
+func AppFinding(cluster string, app *v1alpha1.Application, check, msg string) Finding {
+	return Finding{Cluster: cluster, App: app.Name, Kind: "Application", Namespace: app.Namespace, Name: app.Name, Check: check, Message: msg}
 }
 
 func (o Options) chartDir() string {
@@ -173,7 +167,7 @@ func LoadCluster(opts Options, name string) (*Cluster, error) {
 		// The guess was not what the cluster installs: once more with the real API versions.
 		c.collect(<-c.renderCharts(opts, actual))
 		if again := APIVersions(c.objects()); !equal(again, actual) {
-			c.Findings = append(c.Findings, AppFinding(name, c.Root.Application, "the CRDs the charts install change with the API versions they are rendered with: the render does not settle"))
+			c.Findings = append(c.Findings, AppFinding(name, c.Root.Application, CheckRender, "the CRDs the charts install change with the API versions they are rendered with: the render does not settle"))
 		}
 		guess = actual
 	}
@@ -193,11 +187,11 @@ func bootstrap(opts Options, name string) (*Cluster, *krusty.Options, error) {
 	}
 	c := &Cluster{Name: name, Projects: map[string]*v1alpha1.AppProject{}, repoRoot: opts.RepoRoot}
 	dir := BootstrapPath(name)
-	objs, err := Kustomize(kopts, filepath.Join(opts.RepoRoot, filepath.FromSlash(dir)))
+	objs, origins, err := KustomizeOrigins(kopts, opts.RepoRoot, filepath.Join(opts.RepoRoot, filepath.FromSlash(dir)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s does not build: %w", dir, err)
 	}
-	c.Bootstrap = objs
+	c.Bootstrap, c.BootstrapOrigins = objs, origins
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "Application":
@@ -231,7 +225,7 @@ func (c *Cluster) children(opts Options) {
 		case "Application":
 			app, err := toApplication(o)
 			if err != nil {
-				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, "cannot be read as an Argo CD Application: "+err.Error()))
+				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, CheckRender, "cannot be read as an Argo CD Application: "+err.Error()))
 				continue
 			}
 			if len(opts.Apps) > 0 && !contains(opts.Apps, app.Name) {
@@ -241,7 +235,7 @@ func (c *Cluster) children(opts Options) {
 		case "AppProject":
 			p, err := toProject(o)
 			if err != nil {
-				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, "cannot be read as an Argo CD AppProject: "+err.Error()))
+				c.Findings = append(c.Findings, ObjectFinding(c.Name, RootName, o, CheckRender, "cannot be read as an Argo CD AppProject: "+err.Error()))
 				continue
 			}
 			c.Projects[p.Name] = p
@@ -300,7 +294,7 @@ var exactVersion = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+$`)
 func (c *Cluster) describe(opts Options, a *App) {
 	app := a.Application
 	fail := func(format string, args ...any) {
-		c.Findings = append(c.Findings, AppFinding(c.Name, app, fmt.Sprintf(format, args...)))
+		c.Findings = append(c.Findings, AppFinding(c.Name, app, CheckRender, fmt.Sprintf(format, args...)))
 	}
 	if w, ok := app.Annotations["argocd.argoproj.io/sync-wave"]; ok {
 		n, err := strconv.Atoi(w)
@@ -408,14 +402,15 @@ func (c *Cluster) describeChart(opts Options, a *App, fail func(string, ...any))
 // build runs kustomize on every repository path of the Application.
 func (c *Cluster) build(kopts *krusty.Options, a *App) {
 	for _, p := range a.paths {
-		objs, err := Kustomize(kopts, filepath.Join(c.repoRoot, filepath.FromSlash(p)))
+		objs, origins, err := KustomizeOrigins(kopts, c.repoRoot, filepath.Join(c.repoRoot, filepath.FromSlash(p)))
 		if err != nil {
 			// Paths relative to the repository, so a message reads the same in every clone.
 			msg := strings.ReplaceAll(err.Error(), filepath.Clean(c.repoRoot)+string(filepath.Separator), "")
-			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, fmt.Sprintf("source path %s does not build: %s", p, msg)))
+			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, CheckRender, fmt.Sprintf("source path %s does not build: %s", p, msg)))
 			continue
 		}
 		a.Objects = append(a.Objects, objs...)
+		a.Origins = append(a.Origins, origins...)
 	}
 }
 
@@ -480,7 +475,7 @@ func (c *Cluster) collect(results []chartResult) {
 func (c *Cluster) chartFindings() {
 	for _, a := range c.Apps {
 		if a.chartErr != nil {
-			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, a.chartErr.Error()))
+			c.Findings = append(c.Findings, AppFinding(c.Name, a.Application, CheckRender, a.chartErr.Error()))
 		}
 	}
 }
@@ -580,8 +575,12 @@ func kustomizeOptions(opts Options) (*krusty.Options, error) {
 
 // Kustomize builds one kustomization directory.
 func Kustomize(opts *krusty.Options, dir string) ([]*unstructured.Unstructured, error) {
+	return kustomize(opts, filesys.MakeFsOnDisk(), dir)
+}
+
+func kustomize(opts *krusty.Options, fs filesys.FileSystem, dir string) ([]*unstructured.Unstructured, error) {
 	k := krusty.MakeKustomizer(opts)
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	resMap, err := k.Run(fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -601,27 +600,9 @@ func Kustomize(opts *krusty.Options, dir string) ([]*unstructured.Unstructured, 
 	return out, nil
 }
 
-// DecodeObjects reads a multi-document YAML stream.
+// DecodeObjects reads a multi-document YAML stream (the repository's one decoder: tools/rendered).
 func DecodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return nil, err
-		}
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
+	return rendered.DecodeObjects(data)
 }
 
 func toApplication(o *unstructured.Unstructured) (*v1alpha1.Application, error) {

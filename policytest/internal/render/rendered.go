@@ -7,37 +7,24 @@ import (
 	"path/filepath"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"github.com/cloudlab/platform/tools/rendered"
 	"sigs.k8s.io/yaml"
 )
 
-// IndexFile is what a render writes next to the objects of one cluster (rendered/<cluster>/):
-// the Applications with their waves and files, the API versions the charts were rendered with,
-// and the findings of the render. make verify renders each cluster once and every later stage
-// (go test, make simulate, make diff) reads this folder.
-const IndexFile = "index.json"
+// IndexFile, ObjectsFile and the Index are the format of rendered/<cluster>/, shared with
+// tools/simulate (module tools/rendered): the Applications with their waves and files, the API
+// versions the charts were rendered with, the findings of the render. make verify renders each
+// cluster once and every later stage (go test, make simulate, make diff) reads this folder.
+const (
+	IndexFile   = rendered.IndexFile
+	ObjectsFile = rendered.ObjectsFile
+)
 
-// ObjectsFile holds the same objects as the YAML files, as JSON by Application (the root's
-// bootstrap first): what LoadRendered reads, since decoding JSON costs a fraction of YAML.
-const ObjectsFile = "objects.json"
-
-// Index is the content of IndexFile.
-type Index struct {
-	Cluster      string       `json:"cluster"`
-	RepoURL      string       `json:"repoURL"`
-	APIVersions  []string     `json:"apiVersions"`
-	Applications []IndexEntry `json:"applications"` // the root first, then by wave and name
-	Findings     []Finding    `json:"findings"`
-}
-
-// IndexEntry is one Application's file.
-type IndexEntry struct {
-	Name    string `json:"name"`
-	Wave    int    `json:"wave"`
-	File    string `json:"file"`    // <name>.yaml, relative to the cluster's folder
-	Objects int    `json:"objects"` // how many objects the file holds
-	Chart   string `json:"chart,omitempty"`
-}
+// Index is the content of IndexFile; IndexEntry one Application's file.
+type (
+	Index      = rendered.Index
+	IndexEntry = rendered.IndexEntry
+)
 
 // Write puts a rendered cluster into dir (emptied first): one YAML file per Application (the
 // root's file starts with its bootstrap objects), api-versions.txt and index.json.
@@ -50,7 +37,13 @@ func Write(c *Cluster, dir string) error {
 	}
 	idx := Index{Cluster: c.Name, RepoURL: c.RepoURL, APIVersions: c.APIVersions, Findings: c.Findings}
 	byApp := map[string][]json.RawMessage{}
+	origins := map[string][]Origin{}
 	for _, app := range c.AllApps() {
+		if app == c.Root {
+			origins[app.Name()] = append(append([]Origin{}, c.BootstrapOrigins...), app.Origins...)
+		} else if app.Origins != nil {
+			origins[app.Name()] = app.Origins
+		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "# Application %s (wave %d) of cluster %s\n", app.Name(), app.Wave, c.Name)
 		objs := app.Objects
@@ -91,6 +84,12 @@ func Write(c *Cluster, dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, ObjectsFile), all, 0o644); err != nil {
 		return err
 	}
+	if all, err = json.Marshal(origins); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, rendered.OriginsFile), all, 0o644); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "api-versions.txt"), []byte(strings.Join(c.APIVersions, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
@@ -102,17 +101,7 @@ func Write(c *Cluster, dir string) error {
 }
 
 // ReadIndex reads dir/index.json.
-func ReadIndex(dir string) (*Index, error) {
-	data, err := os.ReadFile(filepath.Join(dir, IndexFile))
-	if err != nil {
-		return nil, err
-	}
-	idx := &Index{}
-	if err := json.Unmarshal(data, idx); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, IndexFile), err)
-	}
-	return idx, nil
-}
+func ReadIndex(dir string) (*Index, error) { return rendered.ReadIndex(dir) }
 
 // LoadRendered reads a cluster that Write put into dir, instead of rendering it again: the
 // Applications are read from the repository as LoadCluster reads them, their objects and the
@@ -125,27 +114,20 @@ func LoadRendered(opts Options, dir, name string) (*Cluster, error) {
 	if idx.Cluster != name {
 		return nil, fmt.Errorf("%s holds cluster %q, not %q", dir, idx.Cluster, name)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, ObjectsFile))
+	byApp, err := rendered.ReadObjects(dir)
 	if err != nil {
 		return nil, err
 	}
-	var byApp map[string][]json.RawMessage
-	if err := json.Unmarshal(data, &byApp); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ObjectsFile), err)
+	origins, err := rendered.ReadOrigins(dir)
+	if err != nil {
+		return nil, err
 	}
 	c, _, err := bootstrap(opts, name)
 	if err != nil {
 		return nil, err
 	}
 	objects := func(app string) error {
-		var objs []*unstructured.Unstructured
-		for _, raw := range byApp[app] {
-			u := &unstructured.Unstructured{}
-			if err := u.UnmarshalJSON(raw); err != nil {
-				return fmt.Errorf("%s: %s: %w", filepath.Join(dir, ObjectsFile), app, err)
-			}
-			objs = append(objs, u)
-		}
+		objs, from := byApp[app], origins[app]
 		a := c.Root
 		if app != RootName {
 			for _, child := range c.Apps {
@@ -155,8 +137,14 @@ func LoadRendered(opts Options, dir, name string) (*Cluster, error) {
 			}
 		} else {
 			objs = objs[len(c.Bootstrap):]
+			if len(from) >= len(c.Bootstrap) {
+				from = from[len(c.Bootstrap):]
+			}
 		}
 		a.Objects = objs
+		if len(from) == len(objs) {
+			a.Origins = from
+		}
 		return nil
 	}
 	if err := objects(RootName); err != nil {

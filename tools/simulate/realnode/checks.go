@@ -259,30 +259,7 @@ type Prober struct{ Namespace, Pod string }
 // attempt of dropTimeout. It returns the outcome per
 // Expectation.Key and the DNS answers per identity and name.
 func (n *Node) Matrix(ctx context.Context, cat *Catalog, exp []Expectation, from map[string]Prober, dropTimeout time.Duration, dnsNames []string) (seen map[string]string, dns map[string]map[string][]string, err error) {
-	byFrom := map[string][]Target{}
-	for _, e := range exp {
-		t := Target{ID: e.Key(), Kind: "http", Timeout: dropTimeout}
-		host := e.To + "." + cat.Namespace + ".svc.cluster.local"
-		switch {
-		case e.To == Outside:
-			t.Kind, t.Address = "tcp", OutsideIP+":"+strconv.Itoa(e.Port)
-		case cat.IsMetrics(e):
-			t.Address = fmt.Sprintf("http://%s:%d/metrics", host, e.Port)
-		default:
-			t.Address = fmt.Sprintf("http://%s:%d/healthz", host, e.Port)
-		}
-		if e.Connect {
-			t.Timeout, t.RetryFor = 2*time.Second, 10*time.Second
-		}
-		byFrom[e.From] = append(byFrom[e.From], t)
-	}
-	for _, name := range dnsNames {
-		for id := range from {
-			if _, ok := cat.Calls[id]; ok { // services resolve short names through their search path
-				byFrom[id] = append(byFrom[id], Target{ID: "dns " + name, Kind: "dns", Address: name, Timeout: 2 * time.Second, RetryFor: 5 * time.Second})
-			}
-		}
-	}
+	byFrom := matrixTargets(cat, exp, from, dropTimeout, dnsNames)
 	seen, dns = map[string]string{}, map[string]map[string][]string{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -338,6 +315,37 @@ func (n *Node) Matrix(ctx context.Context, cat *Catalog, exp []Expectation, from
 		return seen, dns, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return seen, dns, nil
+}
+
+// matrixTargets is what each identity (a Prober's caller, or NodeCaller) must try: one Target
+// per Expectation (keyed by Expectation.Key) and, for the services, a DNS lookup of each of
+// dnsNames.
+func matrixTargets(cat *Catalog, exp []Expectation, from map[string]Prober, dropTimeout time.Duration, dnsNames []string) map[string][]Target {
+	byFrom := map[string][]Target{}
+	for _, e := range exp {
+		t := Target{ID: e.Key(), Kind: "http", Timeout: dropTimeout}
+		host := e.To + "." + cat.Namespace + ".svc.cluster.local"
+		switch {
+		case e.To == Outside:
+			t.Kind, t.Address = "tcp", OutsideIP+":"+strconv.Itoa(e.Port)
+		case cat.IsMetrics(e):
+			t.Address = fmt.Sprintf("http://%s:%d/metrics", host, e.Port)
+		default:
+			t.Address = fmt.Sprintf("http://%s:%d/healthz", host, e.Port)
+		}
+		if e.Connect {
+			t.Timeout, t.RetryFor = 2*time.Second, 10*time.Second
+		}
+		byFrom[e.From] = append(byFrom[e.From], t)
+	}
+	for _, name := range dnsNames {
+		for id := range from {
+			if _, ok := cat.Calls[id]; ok { // services resolve short names through their search path
+				byFrom[id] = append(byFrom[id], Target{ID: "dns " + name, Kind: "dns", Address: name, Timeout: 2 * time.Second, RetryFor: 5 * time.Second})
+			}
+		}
+	}
+	return byFrom
 }
 
 // fromNode makes connections from the node itself: from this process, as root, in the host's

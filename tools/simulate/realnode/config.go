@@ -20,7 +20,33 @@ func (n *Node) writeConfigs() error {
 		return err
 	}
 	files := map[string]string{
-		"containerd.toml": fmt.Sprintf(`version = 3
+		"containerd.toml": n.containerdConfig(),
+		filepath.Join("cni", "net.d", "10-cloudlab.conflist"): n.cniConfig(),
+		"kubelet.yaml":    n.kubeletConfig(),
+		"resolv.conf":     "# No upstream resolver: the real node's DNS answers cluster names only.\noptions ndots:1\n",
+		"kube-proxy.yaml": n.kubeProxyConfig(healthz, metrics),
+	}
+	for name, content := range files {
+		p := n.path(name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"pod-logs", "kubelet", filepath.Join("cni", "ipam")} {
+		if err := os.MkdirAll(n.path(d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containerdConfig is containerd's config.toml: its folders and sockets in the node's folder,
+// runc and the CNI plugins of the tool cache, the pause image pinned.
+func (n *Node) containerdConfig() string {
+	return fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
@@ -57,9 +83,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
 `, n.path("containerd", "root"), n.path("containerd", "state"), n.Socket(), n.path("containerd", "ttrpc.sock"),
-			n.runc, filepath.Join(n.cfg.Tools, "cni"), n.path("cni", "net.d"), n.images.Pause),
+		n.runc, filepath.Join(n.cfg.Tools, "cni"), n.path("cni", "net.d"), n.images.Pause)
+}
 
-		filepath.Join("cni", "net.d", "10-cloudlab.conflist"): fmt.Sprintf(`{
+// cniConfig is the pods' network: one bridge, host-local addresses from PodCIDR.
+func (n *Node) cniConfig() string {
+	return fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": "cloudlab-realnode",
   "plugins": [{
@@ -67,9 +96,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}
   }]
 }
-`, Bridge, PodCIDR, n.path("cni", "ipam")),
+`, Bridge, PodCIDR, n.path("cni", "ipam"))
+}
 
-		"kubelet.yaml": fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+// kubeletConfig is the kubelet's KubeletConfiguration.
+func (n *Node) kubeletConfig() string {
+	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: %[1]s
 readOnlyPort: 0
@@ -100,11 +132,13 @@ serializeImagePulls: false
 nodeStatusUpdateFrequency: 2s
 syncFrequency: 10s
 podLogsDir: %[7]q
-`, NodeIP, n.Socket(), CgroupRoot, DNSService, n.path("resolv.conf"), TaintKey, n.path("pod-logs")),
+`, NodeIP, n.Socket(), CgroupRoot, DNSService, n.path("resolv.conf"), TaintKey, n.path("pod-logs"))
+}
 
-		"resolv.conf": "# No upstream resolver: the real node's DNS answers cluster names only.\noptions ndots:1\n",
-
-		"kube-proxy.yaml": fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+// kubeProxyConfig is kube-proxy's KubeProxyConfiguration, its health and metrics on the given
+// loopback ports.
+func (n *Node) kubeProxyConfig(healthz, metrics int) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: %[1]q}
 hostnameOverride: %[2]s
@@ -118,23 +152,7 @@ nodePortAddresses: [%[4]s/32]
 # Change no sysctl: no conntrack table sizing, no localhost NodePorts (route_localnet).
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 iptables: {localhostNodePorts: false, minSyncPeriod: 0s, syncPeriod: 30s}
-`, n.cfg.Kubeconfig, n.cfg.NodeName, PodCIDR, NodeIP, healthz, metrics),
-	}
-	for name, content := range files {
-		p := n.path(name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	for _, d := range []string{"pod-logs", "kubelet", filepath.Join("cni", "ipam")} {
-		if err := os.MkdirAll(n.path(d), 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
+`, n.cfg.Kubeconfig, n.cfg.NodeName, PodCIDR, NodeIP, healthz, metrics)
 }
 
 func freeLoopbackPort() (int, error) {

@@ -117,47 +117,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			n.Stop()
 		}
 	}()
-	if err = os.MkdirAll(cfg.Work, 0o755); err != nil {
+	if err = n.prepareHost(); err != nil {
 		return n, err
 	}
-	if err = n.state.saveSysctls(); err != nil {
-		return n, err
-	}
-	for s, v := range map[string]string{"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"} {
-		if err = setSysctl(s, v); err != nil {
-			return n, fmt.Errorf("sysctl %s: %w", s, err)
-		}
-	}
-	if err = n.state.record(addedNodeIP); err != nil {
-		return n, err
-	}
-	if err = AddNodeIP(); err != nil {
-		return n, err
-	}
-	if err = n.state.record(addedGuard); err != nil {
-		return n, err
-	}
-	if err = Guard(); err != nil {
-		return n, err
-	}
-	if err = n.state.record(addedCgroups); err != nil {
-		return n, err
-	}
-	if err = MakeCgroupRoot(); err != nil {
-		return n, err
-	}
-	if n.apiLn, err = forward(NodeIP+":"+strconv.Itoa(cfg.APIPort), "127.0.0.1:"+strconv.Itoa(cfg.APIPort)); err != nil {
-		return n, fmt.Errorf("API server on the node address: %w", err)
-	}
-	if err = n.state.record(addedOutside); err != nil {
-		return n, err
-	}
-	if n.outLn, err = AddOutsideHost(); err != nil {
-		return n, err
-	}
-	n.OutsidePort = n.outLn.Addr().(*net.TCPAddr).Port
-	go acceptAndClose(n.outLn)
-
 	if n.images, err = BuildImages(cfg.ImageBins, cfg.Tools, cfg.Podinfo, cfg.PodinfoRef, cfg.Images); err != nil {
 		return n, err
 	}
@@ -167,38 +129,94 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.timing("host prepared, images built", t0)
 
 	t1 := time.Now()
-	if err = n.state.record(addedProcesses); err != nil {
-		return n, err
-	}
-	if err = n.start("containerd", n.tool("containerd"), "--config", n.path("containerd.toml"), "--log-level", "warn"); err != nil {
-		return n, err
-	}
-	if err = waitUntil(ctx, 30*time.Second, "containerd", func() bool {
-		return exec.Command(n.tool("ctr"), "--address", n.Socket(), "version").Run() == nil
-	}); err != nil {
-		return n, err
-	}
-	if err = n.importImages(ctx); err != nil {
+	if err = n.startContainerd(ctx); err != nil {
 		return n, err
 	}
 	n.timing("containerd up, images imported", t1)
 
 	t2 := time.Now()
-	if err = n.state.record(addedBridge, addedKubeRules, addedNetpol); err != nil {
+	if err = n.startKubelet(ctx); err != nil {
 		return n, err
 	}
-	if err = n.start("kubelet", n.tool("kubelet"), "--config", n.path("kubelet.yaml"), "--kubeconfig", cfg.Kubeconfig,
+	n.timing("kubelet, kube-proxy, enforcer started; node Ready", t2)
+	return n, nil
+}
+
+// prepareHost changes the host as the node needs it, recording each change first (state) so a
+// later run can undo it even if this one is killed: forwarding sysctls, the node address, the
+// guard rules, the cgroup root, the API server on the node address and the outside host.
+func (n *Node) prepareHost() (err error) {
+	if err = os.MkdirAll(n.cfg.Work, 0o755); err != nil {
+		return err
+	}
+	if err = n.state.saveSysctls(); err != nil {
+		return err
+	}
+	for s, v := range map[string]string{"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"} {
+		if err = setSysctl(s, v); err != nil {
+			return fmt.Errorf("sysctl %s: %w", s, err)
+		}
+	}
+	for _, step := range []struct {
+		record string
+		do     func() error
+	}{{addedNodeIP, AddNodeIP}, {addedGuard, Guard}, {addedCgroups, MakeCgroupRoot}} {
+		if err = n.state.record(step.record); err != nil {
+			return err
+		}
+		if err = step.do(); err != nil {
+			return err
+		}
+	}
+	if n.apiLn, err = forward(NodeIP+":"+strconv.Itoa(n.cfg.APIPort), "127.0.0.1:"+strconv.Itoa(n.cfg.APIPort)); err != nil {
+		return fmt.Errorf("API server on the node address: %w", err)
+	}
+	if err = n.state.record(addedOutside); err != nil {
+		return err
+	}
+	if n.outLn, err = AddOutsideHost(); err != nil {
+		return err
+	}
+	n.OutsidePort = n.outLn.Addr().(*net.TCPAddr).Port
+	go acceptAndClose(n.outLn)
+	return nil
+}
+
+// startContainerd starts containerd, waits until it answers and imports the images.
+func (n *Node) startContainerd(ctx context.Context) error {
+	if err := n.state.record(addedProcesses); err != nil {
+		return err
+	}
+	if err := n.start("containerd", n.tool("containerd"), "--config", n.path("containerd.toml"), "--log-level", "warn"); err != nil {
+		return err
+	}
+	if err := waitUntil(ctx, 30*time.Second, "containerd", func() bool {
+		return exec.Command(n.tool("ctr"), "--address", n.Socket(), "version").Run() == nil
+	}); err != nil {
+		return err
+	}
+	return n.importImages(ctx)
+}
+
+// startKubelet starts the kubelet, kube-proxy and the NetworkPolicy enforcer and waits until
+// the node is Ready and all of them still run.
+func (n *Node) startKubelet(ctx context.Context) error {
+	cfg := n.cfg
+	if err := n.state.record(addedBridge, addedKubeRules, addedNetpol); err != nil {
+		return err
+	}
+	if err := n.start("kubelet", n.tool("kubelet"), "--config", n.path("kubelet.yaml"), "--kubeconfig", cfg.Kubeconfig,
 		"--root-dir", n.path("kubelet"), "--hostname-override", cfg.NodeName, "--node-ip", NodeIP,
 		"--node-labels", fmt.Sprintf("%s=true,topology.kubernetes.io/zone=%s", TaintKey, cfg.Zone), "--v=1"); err != nil {
-		return n, err
+		return err
 	}
-	if err = n.start("kube-proxy", n.tool("kube-proxy"), "--config", n.path("kube-proxy.yaml"), "--v=1"); err != nil {
-		return n, err
+	if err := n.start("kube-proxy", n.tool("kube-proxy"), "--config", n.path("kube-proxy.yaml"), "--v=1"); err != nil {
+		return err
 	}
-	if err = n.start("netpol", n.tool("netpol"), "--kubeconfig", cfg.Kubeconfig, "--node-name", cfg.NodeName, "--v=1"); err != nil {
-		return n, err
+	if err := n.start("netpol", n.tool("netpol"), "--kubeconfig", cfg.Kubeconfig, "--node-name", cfg.NodeName, "--v=1"); err != nil {
+		return err
 	}
-	if err = waitUntil(ctx, 90*time.Second, "node "+cfg.NodeName+" Ready", func() bool {
+	if err := waitUntil(ctx, 90*time.Second, "node "+cfg.NodeName+" Ready", func() bool {
 		node, err := cfg.Client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{})
 		if err != nil {
 			return false
@@ -210,13 +228,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 		return false
 	}); err != nil {
-		return n, fmt.Errorf("%w (kubelet log: %s)", err, n.path("kubelet.log"))
+		return fmt.Errorf("%w (kubelet log: %s)", err, n.path("kubelet.log"))
 	}
-	if err = n.alive(); err != nil {
-		return n, err
-	}
-	n.timing("kubelet, kube-proxy, enforcer started; node Ready", t2)
-	return n, nil
+	return n.alive()
 }
 
 // alive fails if a daemon has exited, with the end of its log.

@@ -73,7 +73,7 @@ func ApplyWaves(ctx context.Context, a *Applier, waves []Wave, log func(string, 
 				first = append(first, o)
 			case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
 				if err := a.Validate(ctx, o); err != nil {
-					fail(w.App, err)
+					fail(w.Name, err)
 				}
 				webhooks++
 			default:
@@ -81,7 +81,7 @@ func ApplyWaves(ctx context.Context, a *Applier, waves []Wave, log func(string, 
 			}
 		}
 		for _, batch := range [][]*unstructured.Unstructured{first, rest} {
-			ok := applyAll(ctx, a, batch, func(err error) { fail(w.App, err) })
+			ok := applyAll(ctx, a, batch, func(err error) { fail(w.Name, err) })
 			applied += ok
 		}
 	}

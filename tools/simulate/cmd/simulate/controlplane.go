@@ -56,136 +56,163 @@ func StartControlPlane(ctx context.Context, dir, binDir, kwok, kwokStages, adver
 			cp.Stop()
 		}
 	}()
-
-	// etcd, embedded: one member, loopback only.
-	clientPort, err := freePort()
+	etcdURL, err := cp.startEtcd()
 	if err != nil {
 		return nil, err
+	}
+	creds, err := writeCredentials(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := cp.startAPIServer(ctx, binDir, etcdURL, advertise, creds); err != nil {
+		return nil, err
+	}
+	if err := cp.startControllers(binDir, kwok, kwokStages, creds); err != nil {
+		return nil, err
+	}
+	ok = true
+	return cp, nil
+}
+
+// startEtcd starts etcd embedded: one member, loopback only; it returns its client URL.
+func (cp *ControlPlane) startEtcd() (string, error) {
+	clientPort, err := freePort()
+	if err != nil {
+		return "", err
 	}
 	peerPort, err := freePort()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(dir, "etcd")
+	cfg.Dir = filepath.Join(cp.dir, "etcd")
 	cu, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(clientPort))
 	pu, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(peerPort))
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "error"
-	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	cfg.LogOutputs = []string{filepath.Join(cp.dir, "etcd.log")}
 	if cp.etcd, err = embed.StartEtcd(cfg); err != nil {
-		return nil, fmt.Errorf("etcd: %w", err)
+		return "", fmt.Errorf("etcd: %w", err)
 	}
 	select {
 	case <-cp.etcd.Server.ReadyNotify():
 	case <-time.After(60 * time.Second):
-		return nil, fmt.Errorf("etcd did not become ready")
+		return "", fmt.Errorf("etcd did not become ready")
 	}
+	return cu.String(), nil
+}
 
-	// Service-account signing key and an admin token (group system:masters).
+// credentials are the files of the control plane's identities in its folder.
+type credentials struct {
+	keyFile, pubFile string // the service-account signing key (RSA, PEM) and its public key
+	tokenFile, token string // the API server's token file and its one admin token (system:masters)
+}
+
+// writeCredentials writes a new service-account signing key and an admin token into dir.
+func writeCredentials(dir string) (credentials, error) {
+	c := credentials{keyFile: filepath.Join(dir, "sa.key"), pubFile: filepath.Join(dir, "sa.pub"), tokenFile: filepath.Join(dir, "tokens.csv")}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, err
+		return c, err
 	}
-	keyFile := filepath.Join(dir, "sa.key")
-	pubFile := filepath.Join(dir, "sa.pub")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
-		return nil, err
+	if err := os.WriteFile(c.keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		return c, err
 	}
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
-		return nil, err
+	if err := os.WriteFile(c.pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
+		return c, err
 	}
 	tokenBytes := make([]byte, 16)
 	_, _ = rand.Read(tokenBytes)
-	token := hex.EncodeToString(tokenBytes)
-	tokenFile := filepath.Join(dir, "tokens.csv")
-	if err := os.WriteFile(tokenFile, []byte(token+`,admin,admin,"system:masters"`+"\n"), 0o600); err != nil {
-		return nil, err
-	}
+	c.token = hex.EncodeToString(tokenBytes)
+	return c, os.WriteFile(c.tokenFile, []byte(c.token+`,admin,admin,"system:masters"`+"\n"), 0o600)
+}
 
+// startAPIServer starts kube-apiserver on a free loopback port against etcdURL, waits for its
+// /readyz, sets cp's clients and writes cp.Kubeconfig for the other components.
+func (cp *ControlPlane) startAPIServer(ctx context.Context, binDir, etcdURL, advertise string, creds credentials) error {
 	apiPort, err := freePort()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cp.APIPort = apiPort
-	certDir := filepath.Join(dir, "pki")
 	var nodeArgs []string
 	if advertise != "" {
 		nodeArgs = []string{"--advertise-address=" + advertise, "--kubelet-preferred-address-types=InternalIP"}
 	}
 	if err := cp.run("kube-apiserver", filepath.Join(binDir, "kube-apiserver"), append(nodeArgs,
-		"--etcd-servers="+cu.String(),
-		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort), "--cert-dir="+certDir,
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort), "--cert-dir="+cp.certDir(),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+pubFile, "--service-account-signing-key-file="+keyFile,
-		"--token-auth-file="+tokenFile, "--authorization-mode=RBAC",
+		"--service-account-key-file="+creds.pubFile, "--service-account-signing-key-file="+creds.keyFile,
+		"--token-auth-file="+creds.tokenFile, "--authorization-mode=RBAC",
 		"--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=false",
 		// The admission plugins of a real cluster stay on (Pod Security, ResourceQuota, LimitRanger...).
 	)...); err != nil {
-		return nil, err
+		return err
 	}
 	cp.Config = &rest.Config{
-		Host: "https://127.0.0.1:" + strconv.Itoa(apiPort), BearerToken: token,
+		Host: "https://127.0.0.1:" + strconv.Itoa(apiPort), BearerToken: creds.token,
 		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 200, Burst: 400,
 	}
 	if cp.Client, err = kubernetes.NewForConfig(cp.Config); err != nil {
-		return nil, err
+		return err
 	}
 	if cp.Dynamic, err = dynamic.NewForConfig(cp.Config); err != nil {
-		return nil, err
+		return err
 	}
 	if err := waitFor(ctx, 90*time.Second, "kube-apiserver /readyz", func() (bool, error) {
 		body, err := cp.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
-
-	cp.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	cp.Kubeconfig = filepath.Join(cp.dir, "kubeconfig")
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters: [{name: sim, cluster: {server: %q, insecure-skip-tls-verify: true}}]
 users: [{name: admin, user: {token: %q}}]
 contexts: [{name: sim, context: {cluster: sim, user: admin}}]
 current-context: sim
-`, cp.Config.Host, token)
-	if err := os.WriteFile(cp.Kubeconfig, []byte(kc), 0o600); err != nil {
-		return nil, err
-	}
+`, cp.Config.Host, creds.token)
+	return os.WriteFile(cp.Kubeconfig, []byte(kc), 0o600)
+}
+
+// certDir is where kube-apiserver writes its self-signed serving certificate.
+func (cp *ControlPlane) certDir() string { return filepath.Join(cp.dir, "pki") }
+
+// startControllers starts kube-controller-manager, kube-scheduler and KWOK (the simulated
+// nodes' kubelets, with the stages in kwokStages) against the running API server.
+func (cp *ControlPlane) startControllers(binDir, kwok, kwokStages string, creds credentials) error {
 	cmPort, _ := freePort()
 	if err := cp.run("kube-controller-manager", filepath.Join(binDir, "kube-controller-manager"),
 		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(cmPort),
-		"--service-account-private-key-file="+keyFile, "--root-ca-file="+filepath.Join(certDir, "apiserver.crt"),
+		"--service-account-private-key-file="+creds.keyFile, "--root-ca-file="+filepath.Join(cp.certDir(), "apiserver.crt"),
 		"--use-service-account-credentials=false", "--controllers=*",
 		// Keep few finished pods (backup Jobs); a lost node's pods are deleted by LoseZone itself.
 		"--terminated-pod-gc-threshold=100",
 	); err != nil {
-		return nil, err
+		return err
 	}
 	schedPort, _ := freePort()
 	if err := cp.run("kube-scheduler", filepath.Join(binDir, "kube-scheduler"),
 		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort),
 	); err != nil {
-		return nil, err
+		return err
 	}
 	kwokPort, _ := freePort()
-	if err := cp.run("kwok", kwok,
+	return cp.run("kwok", kwok,
 		"--kubeconfig="+cp.Kubeconfig, "--config="+kwokStages,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--node-ip=127.0.0.1", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
 		"--cidr=10.244.0.0/16",
 		// Node Leases are the heartbeat the node lifecycle controller watches (stage node-heartbeat-with-lease).
 		"--node-lease-duration-seconds=40",
-	); err != nil {
-		return nil, err
-	}
-	ok = true
-	return cp, nil
+	)
 }
 
 func (cp *ControlPlane) run(name, bin string, args ...string) error {

@@ -1,19 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
 	"time"
 
+	"github.com/cloudlab/platform/tools/rendered"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
@@ -161,73 +153,13 @@ func derefString(s *string) string {
 	return *s
 }
 
-// Decode reads every object of a multi-document YAML stream.
-func Decode(data []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return nil, err
-		}
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-}
-
-// Wave is one rendered Application file (rendered/<env>/<app>.yaml) and its sync wave.
-type Wave struct {
-	App     string
-	Number  int
-	Objects []*unstructured.Unstructured
-}
-
-var header = regexp.MustCompile(`^# Application (\S+) \(wave (-?\d+)\)`)
+// Wave is one rendered Application (rendered/<env>/index.json names it and its sync wave;
+// objects.json holds its objects): the format is tools/rendered, which the render writes.
+type Wave = rendered.App
 
 // LoadRendered reads what `make render` wrote, ordered as Argo CD syncs it: by sync wave, then
 // name; the root (its Applications and AppProjects) last, once their namespace exists.
-func LoadRendered(dir string) ([]Wave, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("nothing rendered in %s (run make render): %v", dir, err)
-	}
-	var waves []Wave
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		m := header.FindSubmatch(data)
-		if m == nil {
-			return nil, fmt.Errorf("%s: no '# Application <name> (wave N)' header", f)
-		}
-		n, _ := strconv.Atoi(string(m[2]))
-		if string(m[1]) == "root" {
-			n = 1 << 20
-		}
-		objs, err := Decode(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		waves = append(waves, Wave{App: string(m[1]), Number: n, Objects: objs})
-	}
-	sort.SliceStable(waves, func(i, j int) bool {
-		if waves[i].Number != waves[j].Number {
-			return waves[i].Number < waves[j].Number
-		}
-		return waves[i].App < waves[j].App
-	})
-	return waves, nil
-}
+func LoadRendered(dir string) ([]Wave, error) { return rendered.SyncOrder(dir) }
 
 // Applier applies objects with server-side apply, resolving kinds through discovery (refreshed
 // after CRDs are installed).

@@ -26,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudlab/platform/tools/rendered"
 	"github.com/cloudlab/platform/tools/simulate/realnode"
-
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -106,6 +106,10 @@ func (r *Run) verdict(name string, problems []string) {
 	}
 }
 
+// Main runs the simulation of r.Cluster: the control plane and the environment's nodes, every
+// rendered Application applied wave by wave, then the scenarios (readiness and capacity, drains,
+// prod's zone loss, dev's real node); it writes the report to rendered/<env>/simulation.{txt,svg}.
+// It returns whether every verdict passed; an error means the simulation itself could not run.
 func (r *Run) Main(ctx context.Context) (bool, error) {
 	shape, err := loadShape(filepath.Join(r.Repo, "clusters", r.Cluster, "simulation.yaml"))
 	if err != nil {
@@ -126,25 +130,9 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 			fmt.Println("control plane logs kept in", work)
 		}
 	}()
-
-	// dev's services as rendered, before the simulation adds sidecars: what the real node runs.
-	var originals []*unstructured.Unstructured
-	if r.RealNode != "" {
-		for _, w := range waves {
-			for _, o := range w.Objects {
-				if o.GetKind() == "Deployment" && o.GetNamespace() == realNamespace {
-					originals = append(originals, o.DeepCopy())
-				}
-			}
-		}
-		if reason := realnode.Preflight(); reason != "" {
-			r.skipRealNode(reason)
-			r.RealNode = ""
-		} else if r.podinfoRef, err = podinfoImage(originals); err != nil {
-			return false, err
-		} else if err = checkPodinfoVersion(r.Podinfo, r.podinfoRef); err != nil {
-			return false, err
-		}
+	originals, err := r.prepareRealNode(waves)
+	if err != nil {
+		return false, err
 	}
 	advertise := ""
 	if r.RealNode != "" {
@@ -175,33 +163,100 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 			}
 		}()
 	}
+	applier := NewApplier(cp)
+	if err := r.applyEnvironment(ctx, applier, shape, waves, work); err != nil {
+		return false, err
+	}
+
+	if err := r.scenarios(ctx, shape); err != nil {
+		return false, err
+	}
+	if pending != nil {
+		r.finishRealNode(ctx, pending, applier, originals, waves, work)
+	}
+	r.out("== simulate %s: %s in %.0fs", r.Cluster, map[bool]string{true: "FAILED", false: "passed"}[r.failed], time.Since(r.start).Seconds())
+	if err := os.WriteFile(filepath.Join(r.Rendered, "simulation.txt"), []byte(r.report.String()), 0o644); err != nil {
+		return false, err
+	}
+	return !r.failed, nil
+}
+
+// scenarios waits until everything applied is ready (each scaled workload at its HPA's
+// minReplicas: HPAs cannot compute utilisation here, there are no metrics), reports the
+// capacity and draws it, then drains every node and, for prod, loses the worst zone.
+func (r *Run) scenarios(ctx context.Context, shape *Shape) error {
+	if err := scaleToHPAMinimum(ctx, r.cp); err != nil {
+		return err
+	}
+	r.log("waiting for every Deployment and StatefulSet to be ready")
+	snap, notReady, err := WaitReady(ctx, r.cp, r.ReadyTimeout)
+	if err != nil {
+		return err
+	}
+	r.verdict("everything schedules and every Deployment and StatefulSet is ready", notReady)
+	r.capacity(snap, shape)
+	if err := writePicture(filepath.Join(r.Rendered, "simulation.svg"), r.Cluster, snap.Use()); err != nil {
+		return err
+	}
+	r.drainAll(ctx, shape, len(notReady) == 0)
+	if r.Cluster == "prod" && len(notReady) == 0 {
+		r.loseWorstZone(ctx, shape)
+	}
+	return nil
+}
+
+// prepareRealNode returns dev's services as rendered, before the simulation adds sidecars (what
+// the real node runs), when r has a real node; it clears r.RealNode (one SKIP line) where this
+// machine cannot run one, and checks that the podinfo program is the version the services name.
+func (r *Run) prepareRealNode(waves []Wave) ([]*unstructured.Unstructured, error) {
+	if r.RealNode == "" {
+		return nil, nil
+	}
+	var originals []*unstructured.Unstructured
+	for _, w := range waves {
+		for _, o := range w.Objects {
+			if o.GetKind() == "Deployment" && o.GetNamespace() == realNamespace {
+				originals = append(originals, o.DeepCopy())
+			}
+		}
+	}
+	var err error
+	if reason := realnode.Preflight(); reason != "" {
+		r.skipRealNode(reason)
+		r.RealNode = ""
+	} else if r.podinfoRef, err = podinfoImage(originals); err != nil {
+		return nil, err
+	} else if err = checkPodinfoVersion(r.Podinfo, r.podinfoRef); err != nil {
+		return nil, err
+	}
+	return originals, nil
+}
+
+// applyEnvironment applies what the environment runs: the operator's pods (with the Application
+// that holds their objects), the storage classes it names, istiod's sidecar injected at
+// admission, the cloud provider's node DaemonSets, then wave by wave each Application (its CRDs
+// first, as Argo CD orders a sync) and r.Extra; one verdict on what the API server refused.
+func (r *Run) applyEnvironment(ctx context.Context, applier *Applier, shape *Shape, waves []Wave, work string) error {
 	var all []*unstructured.Unstructured
 	for i, w := range waves {
-		// The operator's pods, with the Application that holds their objects.
 		waves[i].Objects = append(w.Objects, OperatorPods(w.Objects)...)
 		all = append(all, waves[i].Objects...)
 	}
-	applier := NewApplier(cp)
 	r.log("%d nodes", len(shape.Nodes))
-
-	// Storage classes the environment names; the sidecars istiod injects at admission.
-	if err := CreateStorageClasses(ctx, cp, storageClasses(all)); err != nil {
-		return false, err
+	if err := CreateStorageClasses(ctx, applier.cp, storageClasses(all)); err != nil {
+		return err
 	}
 	injector, err := NewInjector(r.Istioctl, all)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if injector != nil {
 		n, err := injector.Inject(ctx, work, all)
 		if err != nil {
-			return false, err
+			return err
 		}
 		r.log("%d pod templates injected with istiod's sidecar (istioctl kube-inject)", n)
 	}
-
-	// Apply wave by wave, each Application's CRDs first (as Argo CD orders a sync); the cloud
-	// provider's node DaemonSets first of all.
 	refused := NotInjected(all)
 	for _, o := range NodeDaemons(shape) {
 		if err := applier.Apply(ctx, o); err != nil {
@@ -210,15 +265,14 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 	}
 	applied, crds, webhooks, errs := ApplyWaves(ctx, applier, waves, r.log)
 	refused = append(refused, errs...)
-
 	if r.Extra != "" {
 		data, err := os.ReadFile(r.Extra)
 		if err != nil {
-			return false, err
+			return err
 		}
-		extra, err := Decode(data)
+		extra, err := rendered.DecodeObjects(data)
 		if err != nil {
-			return false, err
+			return err
 		}
 		for _, o := range extra {
 			if err := applier.Apply(ctx, o); err != nil {
@@ -228,87 +282,80 @@ func (r *Run) Main(ctx context.Context) (bool, error) {
 	}
 	r.out("== simulate %s: %d objects (%d CRDs) of %d Applications applied wave by wave; %d admission webhook configurations admitted as a dry run", r.Cluster, applied, crds, len(waves), webhooks)
 	r.verdict("every object accepted by the API server (server-side apply, Pod Security, quotas)", refused)
+	return nil
+}
 
-	// HPAs cannot compute utilisation here (no metrics); start each scaled workload at its
-	// minReplicas, as the HPA would.
-	if err := scaleToHPAMinimum(ctx, cp); err != nil {
-		return false, err
-	}
-	r.log("waiting for every Deployment and StatefulSet to be ready")
-	snap, notReady, err := WaitReady(ctx, cp, r.ReadyTimeout)
-	if err != nil {
-		return false, err
-	}
-	r.verdict("everything schedules and every Deployment and StatefulSet is ready", notReady)
-	r.capacity(snap, shape)
-	if err := writePicture(filepath.Join(r.Rendered, "simulation.svg"), r.Cluster, snap.Use()); err != nil {
-		return false, err
-	}
-
+// drainAll drains every node in turn through the Eviction API (when r.Drains and everything was
+// ready), waiting for everything to be ready again after each; a single node is skipped.
+func (r *Run) drainAll(ctx context.Context, shape *Shape, allReady bool) {
 	if r.Drains && len(shape.Nodes) == 1 {
 		r.out("SKIP rolling drain: a single node cannot be drained without taking everything down (dev is one laptop node)")
-	} else if r.Drains && len(notReady) == 0 {
-		var problems []string
-		for _, node := range shape.Nodes {
-			r.log("draining %s", node.Name)
-			problems = append(problems, Drain(ctx, cp, node.Name, r.log)...)
-			if _, nr, _ := WaitReady(ctx, cp, 3*time.Minute); len(nr) > 0 {
-				problems = append(problems, fmt.Sprintf("after draining %s and uncordoning it, not ready: %s", node.Name, strings.Join(nr, "; ")))
-			}
-		}
-		r.verdict(fmt.Sprintf("rolling drain of all %d nodes: PDBs respected, quorums and services kept", len(shape.Nodes)), dedupe(problems))
+		return
 	}
-	if r.Cluster == "prod" && len(notReady) == 0 {
-		// The zone of PostgreSQL's primary, the worst zone to lose for writes (its failover is
-		// manual); the first zone if there is none.
-		before, _ := Snap(ctx, cp)
-		zone := primaryZone(before, shape.Nodes[0].Zone)
-		problems, pending := LoseZone(ctx, cp, zone, r.log)
-		r.verdict(fmt.Sprintf("zone %s lost: quorums keep a majority, services keep serving, the rest reschedules", zone), problems)
-		if len(pending) > 0 {
-			r.out("     (waiting for their zone's volumes, as expected: %s)", strings.Join(pending, ", "))
-		}
-		if before != nil {
-			lost := map[string]bool{}
-			for _, n := range before.Nodes {
-				lost[n.Name] = n.Labels[zoneLabel] == zone
-			}
-			r.out("     writes per store with zone %s lost:", zone)
-			for _, line := range StoreWrites(ctx, cp, before, lost) {
-				r.out("       %s", line)
-			}
-		}
-		if after, err := Snap(ctx, cp); err == nil {
-			r.capacity(after, nil)
+	if !r.Drains || !allReady {
+		return
+	}
+	var problems []string
+	for _, node := range shape.Nodes {
+		r.log("draining %s", node.Name)
+		problems = append(problems, Drain(ctx, r.cp, node.Name, r.log)...)
+		if _, nr, _ := WaitReady(ctx, r.cp, 3*time.Minute); len(nr) > 0 {
+			problems = append(problems, fmt.Sprintf("after draining %s and uncordoning it, not ready: %s", node.Name, strings.Join(nr, "; ")))
 		}
 	}
-	if pending != nil {
-		res := pending.result()
-		node := res.node
-		var skip *realnode.SkipError
-		if errors.As(res.err, &skip) {
-			r.skipRealNode(skip.Reason)
-		} else if res.err != nil {
-			r.verdict("real node started (kubelet, containerd, kube-proxy, enforcer, CoreDNS)", []string{res.err.Error() + " (logs in " + filepath.Join(work, "realnode") + ")"})
-		} else {
-			r.log("real node ready: %s", strings.Join(node.Timings, ", "))
-			var all []*unstructured.Unstructured
-			for _, w := range waves {
-				all = append(all, w.Objects...)
-			}
-			if err := r.realNodeChecks(ctx, node, applier, originals, all); err != nil {
-				r.verdict("real node checks ran", []string{err.Error()})
-			}
-			if r.failed {
-				r.out("     real node logs (kubelet, containerd, kube-proxy, netpol) in %s", filepath.Join(work, "realnode"))
-			}
+	r.verdict(fmt.Sprintf("rolling drain of all %d nodes: PDBs respected, quorums and services kept", len(shape.Nodes)), dedupe(problems))
+}
+
+// loseWorstZone loses the zone of PostgreSQL's primary, the worst zone to lose for writes (its
+// failover is manual; the first zone if there is none), and reports what keeps serving and
+// which stores still take writes.
+func (r *Run) loseWorstZone(ctx context.Context, shape *Shape) {
+	before, _ := Snap(ctx, r.cp)
+	zone := primaryZone(before, shape.Nodes[0].Zone)
+	problems, pending := LoseZone(ctx, r.cp, zone, r.log)
+	r.verdict(fmt.Sprintf("zone %s lost: quorums keep a majority, services keep serving, the rest reschedules", zone), problems)
+	if len(pending) > 0 {
+		r.out("     (waiting for their zone's volumes, as expected: %s)", strings.Join(pending, ", "))
+	}
+	if before != nil {
+		lost := map[string]bool{}
+		for _, n := range before.Nodes {
+			lost[n.Name] = n.Labels[zoneLabel] == zone
+		}
+		r.out("     writes per store with zone %s lost:", zone)
+		for _, line := range StoreWrites(ctx, r.cp, before, lost) {
+			r.out("       %s", line)
 		}
 	}
-	r.out("== simulate %s: %s in %.0fs", r.Cluster, map[bool]string{true: "FAILED", false: "passed"}[r.failed], time.Since(r.start).Seconds())
-	if err := os.WriteFile(filepath.Join(r.Rendered, "simulation.txt"), []byte(r.report.String()), 0o644); err != nil {
-		return false, err
+	if after, err := Snap(ctx, r.cp); err == nil {
+		r.capacity(after, nil)
 	}
-	return !r.failed, nil
+}
+
+// finishRealNode waits for the real node started in the background and runs its checks
+// against dev's services as rendered (originals) and everything applied.
+func (r *Run) finishRealNode(ctx context.Context, pending *pendingNode, applier *Applier, originals []*unstructured.Unstructured, waves []Wave, work string) {
+	res := pending.result()
+	node := res.node
+	var skip *realnode.SkipError
+	switch {
+	case errors.As(res.err, &skip):
+		r.skipRealNode(skip.Reason)
+	case res.err != nil:
+		r.verdict("real node started (kubelet, containerd, kube-proxy, enforcer, CoreDNS)", []string{res.err.Error() + " (logs in " + filepath.Join(work, "realnode") + ")"})
+	default:
+		r.log("real node ready: %s", strings.Join(node.Timings, ", "))
+		var all []*unstructured.Unstructured
+		for _, w := range waves {
+			all = append(all, w.Objects...)
+		}
+		if err := r.realNodeChecks(ctx, node, applier, originals, all); err != nil {
+			r.verdict("real node checks ran", []string{err.Error()})
+		}
+		if r.failed {
+			r.out("     real node logs (kubelet, containerd, kube-proxy, netpol) in %s", filepath.Join(work, "realnode"))
+		}
+	}
 }
 
 // skipRealNode reports why the real node cannot run here: one SKIP line, or a failure where

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/cloudlab/platform/tools/rendered"
 )
 
 // TestOversizedRequestFails proves the capacity scenario can fail: dev plus a pod that asks for
@@ -22,21 +24,18 @@ func TestOversizedRequestFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A copy of the rendered dev environment, so this run's report does not replace the real one.
-	rendered := t.TempDir()
-	files, err := filepath.Glob(filepath.Join(repo, "rendered", "dev", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no rendered/dev (run make render CLUSTER=dev): %v", err)
-	}
-	for _, f := range files {
+	dir := t.TempDir()
+	for _, name := range []string{rendered.IndexFile, rendered.ObjectsFile} {
+		f := filepath.Join(repo, "rendered", "dev", name)
 		data, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("no rendered/dev (run make render CLUSTER=dev): %v", err)
 		}
-		if err := os.WriteFile(filepath.Join(rendered, filepath.Base(f)), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r := &Run{Cluster: "dev", Repo: repo, Rendered: rendered, Bin: bin, Kwok: kwok, Istioctl: istioctl,
+	r := &Run{Cluster: "dev", Repo: repo, Rendered: dir, Bin: bin, Kwok: kwok, Istioctl: istioctl,
 		Extra: "testdata/oversized.yaml", ReadyTimeout: 15 * time.Second, start: time.Now()}
 	ok, err := r.Main(context.Background())
 	if err != nil {

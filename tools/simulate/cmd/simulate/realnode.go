@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudlab/platform/tools/rendered"
 	"github.com/cloudlab/platform/tools/simulate/realnode"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -142,11 +143,48 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 	r.out("     the harness created the Secrets External Secrets would (generated values): %s", strings.Join(secrets, ", "))
 
 	// 1. Ready by their own probes.
+	pods, ok, err := r.servicesReady(ctx, n, applier, cat, originals)
+	if err != nil || !ok {
+		return err
+	}
+	// The probes: an ephemeral container in each service pod, pods for the gateway and Prometheus.
+	from, ok := r.probesSettled(ctx, n, cat, pods)
+	if !ok {
+		return nil
+	}
+	// 2 and 3. DNS and packets, in one go.
+	start := time.Now()
+	seen, dns, err := n.Matrix(ctx, cat, exp, from, dropTimeout, cat.Services)
+	took := time.Since(start)
+	if err != nil {
+		return err
+	}
+	r.verdict(fmt.Sprintf("real node: DNS: the %d Service names resolve to their ClusterIPs from every service pod (%d lookups through CoreDNS and the allow-dns-egress policy)",
+		len(cat.Services), len(cat.Services)*len(cat.Services)), r.judgeDNS(ctx, cat, dns))
+	problems := realnode.Judge(exp, seen)
+	connected, dropped, timeouts := cat.Tally(exp, seen)
+	r.verdict(fmt.Sprintf("real node: packets match the catalog: %d of %d service pairs connect, %d dropped (%d silently: every denied connection must time out); the gateway reaches exactly the %d public services; "+
+		"metrics only from Prometheus; outside the cluster dropped; %s (%d connections in %.1fs)",
+		connected, connected+dropped, dropped, timeouts, publicCount(cat), controls(exp), len(exp), took.Seconds()), problems)
+
+	r.out("     not exercised by packets: the mesh (no Envoy here: sidecars, mTLS, AuthorizationPolicies) and the data tier (stays on the simulated node)")
+
+	// 4. A rolling update keeps the service serving.
+	r.rolloutKeepsServing(ctx, n, cat, from)
+
+	// 5. The packet check can fail: a policy that opens an undeclared call.
+	return r.fixtureCheck(ctx, n, applier, cat, exp)
+}
+
+// servicesReady pins dev's services (as rendered) to the real node, applies them and waits until
+// they are Ready by their own probes, with the runtime facts read on the host; one verdict. It
+// returns their pods and whether the later checks can run; an error if one was refused.
+func (r *Run) servicesReady(ctx context.Context, n *realnode.Node, applier *Applier, cat *realnode.Catalog, originals []*unstructured.Unstructured) (map[string]*corev1.Pod, bool, error) {
 	start := time.Now()
 	for _, d := range originals {
 		realnode.Pin(d, n.NodeName())
 		if err := applier.Apply(ctx, d); err != nil {
-			return err
+			return nil, false, err
 		}
 	}
 	restarts, problems := n.WaitServicesReady(ctx, cat, 3*time.Minute)
@@ -161,15 +199,16 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 	r.verdict(fmt.Sprintf("real node: %d services Ready by their own startup, liveness and readiness probes under Pod Security restricted, "+
 		"running as uid 65532 with no capabilities, no_new_privs, seccomp and a read-only root (read on the host): %.0fs from apply to all Ready, %d restarts",
 		len(cat.Services), took.Seconds(), restarts), problems)
-	if len(problems) > 0 {
-		return nil
-	}
+	return pods, len(problems) == 0, nil
+}
 
-	// The probes: an ephemeral container in each service pod, pods for the gateway and Prometheus.
+// probesSettled starts the probes and waits until the NetworkPolicy enforcer has taken up the
+// pods, CoreDNS is Ready and the enforcer is quiet; a failure is a verdict, and false.
+func (r *Run) probesSettled(ctx context.Context, n *realnode.Node, cat *realnode.Catalog, pods map[string]*corev1.Pod) (map[string]realnode.Prober, bool) {
 	from, problems := r.probes(ctx, n, cat, pods)
 	if len(problems) > 0 {
 		r.verdict("real node: probes started", problems)
-		return nil
+		return nil, false
 	}
 	var ips []string
 	for _, p := range pods {
@@ -177,38 +216,25 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 	}
 	if err := realnode.WaitEnforced(ctx, ips, 30*time.Second); err != nil {
 		r.verdict("real node: the NetworkPolicy enforcer took up the pods", []string{err.Error()})
-		return nil
+		return nil, false
 	}
 	if err := n.WaitDNS(ctx, time.Minute); err != nil {
 		r.verdict("real node: CoreDNS Ready", []string{err.Error()})
-		return nil
+		return nil, false
 	}
 	if err := n.WaitQuiet(ctx, time.Now(), 1500*time.Millisecond, 20*time.Second); err != nil {
 		r.verdict("real node: the NetworkPolicy enforcer settled", []string{err.Error()})
-		return nil
+		return nil, false
 	}
+	return from, true
+}
 
-	// 2 and 3. DNS and packets, in one go.
-	start = time.Now()
-	seen, dns, err := n.Matrix(ctx, cat, exp, from, dropTimeout, cat.Services)
-	took = time.Since(start)
-	if err != nil {
-		return err
-	}
-	r.verdict(fmt.Sprintf("real node: DNS: the %d Service names resolve to their ClusterIPs from every service pod (%d lookups through CoreDNS and the allow-dns-egress policy)",
-		len(cat.Services), len(cat.Services)*len(cat.Services)), r.judgeDNS(ctx, cat, dns))
-	problems = realnode.Judge(exp, seen)
-	connected, dropped, timeouts := cat.Tally(exp, seen)
-	r.verdict(fmt.Sprintf("real node: packets match the catalog: %d of %d service pairs connect, %d dropped (%d silently: every denied connection must time out); the gateway reaches exactly the %d public services; "+
-		"metrics only from Prometheus; outside the cluster dropped; %s (%d connections in %.1fs)",
-		connected, connected+dropped, dropped, timeouts, publicCount(cat), controls(exp), len(exp), took.Seconds()), problems)
-
-	r.out("     not exercised by packets: the mesh (no Envoy here: sidecars, mTLS, AuthorizationPolicies) and the data tier (stays on the simulated node)")
-
-	// 4. A rolling update keeps the service serving.
+// rolloutKeepsServing rolls one service (rolloutPair) while its caller keeps asking it; one
+// verdict.
+func (r *Run) rolloutKeepsServing(ctx context.Context, n *realnode.Node, cat *realnode.Catalog, from map[string]realnode.Prober) {
 	target, caller := rolloutPair(cat)
 	res, took, err := n.Rollout(ctx, realNamespace, target, from[caller], fmt.Sprintf("http://%s:%d/healthz", target, cat.Ports[target].HTTP))
-	problems = nil
+	var problems []string
 	if err != nil {
 		problems = append(problems, err.Error())
 	} else if res.Failures > 0 || res.Requests < 10 {
@@ -216,9 +242,6 @@ func (r *Run) realNodeChecks(ctx context.Context, n *realnode.Node, applier *App
 	}
 	r.verdict(fmt.Sprintf("real node: rolling update of %s (maxUnavailable 0, maxSurge 1, preStop sleep; dev runs 1 replica and so renders no PDB) kept it serving: %d of %d requests from %s failed over %.1fs (slowest %.1fs)",
 		target, res.Failures, res.Requests, caller, took.Seconds(), float64(res.SlowestMillis)/1000), problems)
-
-	// 5. The packet check can fail: a policy that opens an undeclared call.
-	return r.fixtureCheck(ctx, n, applier, cat, exp)
 }
 
 // controls says, for the report, which ports only the node's controls reach.
@@ -350,7 +373,7 @@ func (r *Run) fixtureCheck(ctx context.Context, n *realnode.Node, applier *Appli
 	if err != nil {
 		return err
 	}
-	objs, err := Decode(data)
+	objs, err := rendered.DecodeObjects(data)
 	if err != nil {
 		return err
 	}
@@ -363,10 +386,34 @@ func (r *Run) fixtureCheck(ctx context.Context, n *realnode.Node, applier *Appli
 			return err
 		}
 	}
-	// The rollout replaced one pod: probe from the current ones.
-	pods, err := n.ServicePods(ctx, cat)
+	from, problems, err := r.fixtureEnforced(ctx, n, cat, exp, want)
 	if err != nil {
 		return err
+	}
+	var reported []string
+	if len(problems) == 0 {
+		seen, _, err := n.Matrix(ctx, cat, exp, from, dropTimeout, nil)
+		if err != nil {
+			return err
+		}
+		reported = realnode.Judge(exp, seen)
+		problems = fixtureReported(want, reported)
+	}
+	for _, o := range objs {
+		_ = n.Client().NetworkingV1().NetworkPolicies(o.GetNamespace()).Delete(ctx, o.GetName(), metav1.DeleteOptions{})
+	}
+	r.verdict(fmt.Sprintf("real node: the packet check fails on an undeclared call: with %s applied it reports %s",
+		"testdata/undeclared-call.yaml", strings.Join(reported, "; ")), problems)
+	return nil
+}
+
+// fixtureEnforced starts probes in the current pods (the rollout replaced one), waits until the
+// enforcer has taken up the fixture (each call in want connects), then until it is quiet: only
+// then may everything be probed. It returns the probes and what kept it from settling.
+func (r *Run) fixtureEnforced(ctx context.Context, n *realnode.Node, cat *realnode.Catalog, exp []realnode.Expectation, want map[string]bool) (map[string]realnode.Prober, []string, error) {
+	pods, err := n.ServicePods(ctx, cat)
+	if err != nil {
+		return nil, nil, err
 	}
 	from, problems := r.probes(ctx, n, cat, pods)
 	var ips []string
@@ -378,8 +425,6 @@ func (r *Run) fixtureCheck(ctx context.Context, n *realnode.Node, applier *Appli
 			problems = append(problems, err.Error())
 		}
 	}
-	// Wait until the enforcer has taken up the fixture (each call it opens connects), then
-	// until it is quiet, and only then probe everything.
 	for k := range want {
 		if len(problems) > 0 {
 			break
@@ -404,32 +449,26 @@ func (r *Run) fixtureCheck(ctx context.Context, n *realnode.Node, applier *Appli
 			problems = append(problems, err.Error())
 		}
 	}
-	var reported []string
-	if len(problems) == 0 {
-		seen, _, err := n.Matrix(ctx, cat, exp, from, dropTimeout, nil)
-		if err != nil {
-			return err
-		}
-		reported = realnode.Judge(exp, seen)
-		got := map[string]bool{}
-		for _, p := range reported {
-			got[strings.SplitN(p, ": ", 2)[0]] = true
-		}
-		for k := range want {
-			if !got[k] {
-				problems = append(problems, "the packet check did not report "+k+", which the fixture opens")
-			}
-		}
-		for k := range got {
-			if !want[k] {
-				problems = append(problems, "the packet check reported "+k+", which the fixture does not open")
-			}
+	return from, problems, nil
+}
+
+// fixtureReported compares the calls the packet check reported (the key before ": " of each
+// line) with the calls the fixture opens: each must be reported, nothing else.
+func fixtureReported(want map[string]bool, reported []string) []string {
+	var problems []string
+	got := map[string]bool{}
+	for _, p := range reported {
+		got[strings.SplitN(p, ": ", 2)[0]] = true
+	}
+	for k := range want {
+		if !got[k] {
+			problems = append(problems, "the packet check did not report "+k+", which the fixture opens")
 		}
 	}
-	for _, o := range objs {
-		_ = n.Client().NetworkingV1().NetworkPolicies(o.GetNamespace()).Delete(ctx, o.GetName(), metav1.DeleteOptions{})
+	for k := range got {
+		if !want[k] {
+			problems = append(problems, "the packet check reported "+k+", which the fixture does not open")
+		}
 	}
-	r.verdict(fmt.Sprintf("real node: the packet check fails on an undeclared call: with %s applied it reports %s",
-		"testdata/undeclared-call.yaml", strings.Join(reported, "; ")), problems)
-	return nil
+	return problems
 }

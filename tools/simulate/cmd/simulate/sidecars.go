@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cloudlab/platform/tools/rendered"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -198,7 +199,7 @@ func (in *Injector) Inject(ctx context.Context, work string, objs []*unstructure
 	if err := cmd.Run(); err != nil {
 		return 0, fmt.Errorf("istioctl kube-inject: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	injected, err := Decode(stdout.Bytes())
+	injected, err := rendered.DecodeObjects(stdout.Bytes())
 	if err != nil {
 		return 0, fmt.Errorf("istioctl kube-inject output: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudlab/platform/tools/rendered"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -39,7 +40,7 @@ data: {mesh: "{}"}
 `
 
 func gateway(nsLabels string) []*unstructured.Unstructured {
-	objs, err := Decode([]byte(istioWebhooks + `
+	objs, err := rendered.DecodeObjects([]byte(istioWebhooks + `
 ---
 apiVersion: v1
 kind: Namespace

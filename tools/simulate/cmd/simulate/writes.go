@@ -30,34 +30,57 @@ const dataNamespace = "cloudlab-data"
 //
 // A line starting with "DOWN" is expected behaviour to know about, not a failed check.
 func StoreWrites(ctx context.Context, cp *ControlPlane, before *Snapshot, lost map[string]bool) []string {
-	total, gone := map[string]int{}, map[string]int{} // by StatefulSet/Deployment name
-	podLost := map[string]bool{}
+	w := &zoneLoss{total: map[string]int{}, gone: map[string]int{}, podLost: map[string]bool{}}
 	for _, p := range before.Pods {
 		if p.Namespace != dataNamespace {
 			continue
 		}
 		owner := ownerName(p)
-		total[owner]++
+		w.total[owner]++
 		if lost[p.Spec.NodeName] {
-			gone[owner]++
-			podLost[p.Name] = true
+			w.gone[owner]++
+			w.podLost[p.Name] = true
 		}
 	}
 	config := configMaps(ctx, cp)
-	var out []string
-	add := func(store, format string, args ...any) {
-		out = append(out, fmt.Sprintf("%-18s %s", store+":", fmt.Sprintf(format, args...)))
-	}
-	majority := func(name string) bool { return total[name]-gone[name] > total[name]/2 }
-
 	if svc, err := cp.Client.CoreV1().Services(dataNamespace).Get(ctx, "postgresql", metav1.GetOptions{}); err == nil {
-		primary := svc.Spec.Selector["statefulset.kubernetes.io/pod-name"]
-		if podLost[primary] {
-			add("postgresql", "DOWN: the primary %s was in the lost zone; writes stop until a person fails over (docs/data/postgresql.md, Failover: the mechanical steps take about a second, measured by make verify; noticing the loss and merging the one-line change of primary in clusters/<env>/data/postgresql/values.yaml take longer)", primary)
-		} else {
-			add("postgresql", "takes writes: the primary %s lives", primary)
-		}
+		w.postgresql(svc.Spec.Selector["statefulset.kubernetes.io/pod-name"])
 	}
+	w.kafka(before, config["kafka"])
+	w.redis(config["redis"])
+	w.quorums(before)
+	w.clickhouseShards()
+	w.schemaRegistry()
+	return w.out
+}
+
+// zoneLoss counts, per workload of the data tier (StatefulSet or Deployment name), its pods
+// before the loss (total) and those on lost nodes (gone), and collects StoreWrites' lines.
+type zoneLoss struct {
+	total, gone map[string]int
+	podLost     map[string]bool // pod name -> it ran on a lost node
+	out         []string
+}
+
+func (w *zoneLoss) add(store, format string, args ...any) {
+	w.out = append(w.out, fmt.Sprintf("%-18s %s", store+":", fmt.Sprintf(format, args...)))
+}
+
+// majority: more than half of a workload's pods live.
+func (w *zoneLoss) majority(name string) bool { return w.total[name]-w.gone[name] > w.total[name]/2 }
+
+// postgresql: writes go on while the primary (the pod the read-write Service selects) lives.
+func (w *zoneLoss) postgresql(primary string) {
+	if w.podLost[primary] {
+		w.add("postgresql", "DOWN: the primary %s was in the lost zone; writes stop until a person fails over (docs/data/postgresql.md, Failover: the mechanical steps take about a second, measured by make verify; noticing the loss and merging the one-line change of primary in clusters/<env>/data/postgresql/values.yaml take longer)", primary)
+	} else {
+		w.add("postgresql", "takes writes: the primary %s lives", primary)
+	}
+}
+
+// kafka: a majority of the controllers and min.insync.replicas of a partition's replicas (the
+// keys of the kafka-content ConfigMap).
+func (w *zoneLoss) kafka(before *Snapshot, config map[string]string) {
 	controllers, brokers := "", ""
 	for _, st := range before.StatefulSets {
 		if st.Namespace != dataNamespace || st.Labels["app.kubernetes.io/name"] != "kafka" {
@@ -70,59 +93,80 @@ func StoreWrites(ctx context.Context, cp *ControlPlane, before *Snapshot, lost m
 			brokers = st.Name
 		}
 	}
-	if brokers != "" {
-		rf, minISR := atoi(config["kafka"]["replication-factor"]), atoi(config["kafka"]["min-insync-replicas"])
-		switch {
-		case controllers != "" && !majority(controllers):
-			add("kafka", "DOWN: %d of %d controllers lost, no metadata quorum", gone[controllers], total[controllers])
-		case rf-gone[brokers] < minISR:
-			add("kafka", "DOWN: %d of %d brokers lost; a partition keeps %d of %d replicas, min.insync.replicas is %d", gone[brokers], total[brokers], rf-gone[brokers], rf, minISR)
-		default:
-			add("kafka", "takes writes: %d of %d brokers lost; every partition keeps at least %d of %d replicas (min.insync.replicas %d), the controllers keep a majority", gone[brokers], total[brokers], rf-gone[brokers], rf, minISR)
-		}
+	if brokers == "" {
+		return
 	}
-	if n := total["redis"]; n > 1 {
-		perMaster := atoi(config["redis"]["replicas-per-master"])
-		switch {
-		case gone["redis"] == 0:
-			add("redis", "takes writes: no node lost")
-		case perMaster == 0:
-			add("redis", "PARTLY DOWN: %d of %d masters lost and none has a replica; their slots take no writes until they return (the others do)", gone["redis"], n)
-		default:
-			add("redis", "takes writes after a lost master's replica takes over (cluster-node-timeout), unless a master and its replica were both in the lost zone: %d of %d nodes lost (replica placement by zone is not checked)", gone["redis"], n)
-		}
+	rf, minISR := atoi(config["replication-factor"]), atoi(config["min-insync-replicas"])
+	switch {
+	case controllers != "" && !w.majority(controllers):
+		w.add("kafka", "DOWN: %d of %d controllers lost, no metadata quorum", w.gone[controllers], w.total[controllers])
+	case rf-w.gone[brokers] < minISR:
+		w.add("kafka", "DOWN: %d of %d brokers lost; a partition keeps %d of %d replicas, min.insync.replicas is %d", w.gone[brokers], w.total[brokers], rf-w.gone[brokers], rf, minISR)
+	default:
+		w.add("kafka", "takes writes: %d of %d brokers lost; every partition keeps at least %d of %d replicas (min.insync.replicas %d), the controllers keep a majority", w.gone[brokers], w.total[brokers], rf-w.gone[brokers], rf, minISR)
 	}
+}
+
+// redis: a lost master's slots move to its replica (replicas-per-master of redis-content).
+func (w *zoneLoss) redis(config map[string]string) {
+	n := w.total["redis"]
+	if n <= 1 {
+		return
+	}
+	perMaster := atoi(config["replicas-per-master"])
+	switch {
+	case w.gone["redis"] == 0:
+		w.add("redis", "takes writes: no node lost")
+	case perMaster == 0:
+		w.add("redis", "PARTLY DOWN: %d of %d masters lost and none has a replica; their slots take no writes until they return (the others do)", w.gone["redis"], n)
+	default:
+		w.add("redis", "takes writes after a lost master's replica takes over (cluster-node-timeout), unless a master and its replica were both in the lost zone: %d of %d nodes lost (replica placement by zone is not checked)", w.gone["redis"], n)
+	}
+}
+
+// quorums: every other quorum StatefulSet (cloudlab.io/quorum=true: Elasticsearch's masters,
+// ClickHouse's Keepers) needs a majority.
+func (w *zoneLoss) quorums(before *Snapshot) {
 	for _, st := range before.StatefulSets {
 		if st.Namespace != dataNamespace || st.Labels["cloudlab.io/quorum"] != "true" || st.Labels["app.kubernetes.io/name"] == "kafka" {
 			continue
 		}
 		store := st.Labels["app.kubernetes.io/name"]
-		if majority(st.Name) {
-			add(store, "takes writes: %d of %d of %s (the quorum) live", total[st.Name]-gone[st.Name], total[st.Name], st.Name)
+		if w.majority(st.Name) {
+			w.add(store, "takes writes: %d of %d of %s (the quorum) live", w.total[st.Name]-w.gone[st.Name], w.total[st.Name], st.Name)
 		} else {
-			add(store, "DOWN: %d of %d of %s lost, no quorum", gone[st.Name], total[st.Name], st.Name)
+			w.add(store, "DOWN: %d of %d of %s lost, no quorum", w.gone[st.Name], w.total[st.Name], st.Name)
 		}
 	}
+}
+
+// clickhouseShards: a shard with every replica lost takes no writes.
+func (w *zoneLoss) clickhouseShards() {
 	var shards []string
-	for name := range total {
+	for name := range w.total {
 		if strings.HasPrefix(name, "clickhouse-shard-") {
 			shards = append(shards, name)
 		}
 	}
 	sort.Strings(shards)
 	for _, sh := range shards {
-		if total[sh] == gone[sh] {
-			add("clickhouse", "DOWN: every replica of %s lost", sh)
+		if w.total[sh] == w.gone[sh] {
+			w.add("clickhouse", "DOWN: every replica of %s lost", sh)
 		}
 	}
-	if n := total["schema-registry"]; n > 0 {
-		if gone["schema-registry"] < n {
-			add("schema-registry", "takes writes: %d of %d replicas live (a leader is re-elected through Kafka)", n-gone["schema-registry"], n)
-		} else {
-			add("schema-registry", "DOWN until its replicas are rescheduled: all %d were in the lost zone", n)
-		}
+}
+
+// schemaRegistry: any replica takes writes.
+func (w *zoneLoss) schemaRegistry() {
+	n := w.total["schema-registry"]
+	if n == 0 {
+		return
 	}
-	return out
+	if w.gone["schema-registry"] < n {
+		w.add("schema-registry", "takes writes: %d of %d replicas live (a leader is re-elected through Kafka)", n-w.gone["schema-registry"], n)
+	} else {
+		w.add("schema-registry", "DOWN until its replicas are rescheduled: all %d were in the lost zone", n)
+	}
 }
 
 // ownerName is the workload a pod belongs to: its StatefulSet, or its Deployment (the
