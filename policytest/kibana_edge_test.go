@@ -2,6 +2,7 @@ package policytest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,6 +50,9 @@ func kibanaEdgeProblems(objs []*unstructured.Unstructured) (problems []string, d
 	routes, _ := check.PublicRoutes(objs, "istio-ingress")
 	if got, ok := routes[kibanaPrefix]; !ok || got != kibanaRoute {
 		fail("the edge VirtualService routes %s to %+v, want %+v", kibanaPrefix, got, kibanaRoute)
+	}
+	if !kibanaRouteDropsToken(objs) {
+		fail("the edge VirtualService's route %q passes the Authorization header on: Kibana would take the gateway's JWT for an Elasticsearch token (401, no login page)", "kibana")
 	}
 	for _, path := range []string{"/kibana", "/kibana/app/discover"} {
 		for _, c := range []struct {
@@ -112,6 +116,7 @@ func TestKibanaBehindTheGatewayCatchesFaults(t *testing.T) {
 	}{
 		{without("AuthorizationPolicy", "istio-ingress", "edge-kibana-ops"), `/kibana with a customer's token: denied=false`},
 		{without("VirtualService", "istio-ingress", "public-api"), "the edge VirtualService routes /kibana/ to"},
+		{withoutKibanaHeaderRemoval(t, prod), "the edge VirtualService's route \"kibana\" passes the Authorization header on"},
 		// Kibana without its policy: the namespace's default deny keeps the gateway out
 		{without("NetworkPolicy", observabilityNS, "kibana"), "NetworkPolicies keep the gateway's pods from Kibana's port 5601"},
 	} {
@@ -123,4 +128,46 @@ func TestKibanaBehindTheGatewayCatchesFaults(t *testing.T) {
 		}
 		assert.True(t, found, "want a problem starting %q, got %q", c.want, problems)
 	}
+}
+
+// kibanaRouteDropsToken: the edge VirtualService's route `kibana` removes the Authorization
+// header from the request (the gateway's RequestAuthentication forwards the token it validated).
+func kibanaRouteDropsToken(objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if o.GetKind() != "VirtualService" || o.GetNamespace() != "istio-ingress" {
+			continue
+		}
+		routes, _, _ := unstructured.NestedSlice(o.Object, "spec", "http")
+		for _, r := range routes {
+			rm, _ := r.(map[string]any)
+			if rm["name"] != "kibana" {
+				continue
+			}
+			removed, _, _ := unstructured.NestedStringSlice(rm, "headers", "request", "remove")
+			return slices.ContainsFunc(removed, func(h string) bool { return strings.EqualFold(h, "authorization") })
+		}
+	}
+	return false
+}
+
+// withoutKibanaHeaderRemoval is objs with the edge VirtualService's route `kibana` keeping the
+// Authorization header (a deep copy: the cluster's objects are shared by the tests).
+func withoutKibanaHeaderRemoval(t *testing.T, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		out[i] = o
+		if o.GetKind() != "VirtualService" || o.GetName() != "public-api" || o.GetNamespace() != "istio-ingress" {
+			continue
+		}
+		c := o.DeepCopy()
+		routes, _, _ := unstructured.NestedSlice(c.Object, "spec", "http")
+		for _, r := range routes {
+			if rm, _ := r.(map[string]any); rm["name"] == "kibana" {
+				delete(rm, "headers")
+			}
+		}
+		require.NoError(t, unstructured.SetNestedSlice(c.Object, routes, "spec", "http"))
+		out[i] = c
+	}
+	return out
 }
