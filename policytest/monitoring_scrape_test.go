@@ -18,16 +18,6 @@ import (
 // judged on the rendered objects of every Application, upstream charts included.
 var scrapedEnvs = []string{"staging", "prod"}
 
-func renderedCluster(t *testing.T, name string) *render.Cluster {
-	t.Helper()
-	for _, c := range repo(t).Clusters {
-		if c.Name == name {
-			return c
-		}
-	}
-	t.Fatalf("cluster %s is not rendered", name)
-	return nil
-}
 
 func allObjects(c *render.Cluster) []*unstructured.Unstructured {
 	var objs []*unstructured.Unstructured
@@ -44,7 +34,7 @@ func allObjects(c *render.Cluster) []*unstructured.Unstructured {
 // admit Prometheus to that port.
 func TestEverythingScraped(t *testing.T) {
 	for _, env := range scrapedEnvs {
-		sc, err := scrape.New(allObjects(renderedCluster(t, env)))
+		sc, err := scrape.New(allObjects(clusterNamed(t, env)))
 		require.NoError(t, err)
 		ws := sc.Workloads()
 		require.NotEmpty(t, ws)
@@ -77,12 +67,12 @@ func TestEverythingScraped(t *testing.T) {
 // notifies somebody (no `null` receiver outside dev); every store has a PrometheusRule.
 func TestMonitoringStorageAndReceivers(t *testing.T) {
 	for _, env := range scrapedEnvs {
-		objs := allObjects(renderedCluster(t, env))
+		objs := allObjects(clusterNamed(t, env))
 		assert.Empty(t, monitoringProblems(objs), "%s:\n%s", env, strings.Join(monitoringProblems(objs), "\n"))
 	}
 	// Dev runs Alertmanager nowhere, and its Prometheus on an emptyDir: nothing to assert but
 	// that the rule per store holds there too.
-	for _, p := range monitoringProblems(allObjects(renderedCluster(t, "dev"))) {
+	for _, p := range monitoringProblems(allObjects(clusterNamed(t, "dev"))) {
 		if strings.Contains(p, "PrometheusRule") {
 			t.Error("dev: " + p)
 		}
@@ -210,7 +200,7 @@ func rulesPerStore(sets, deployments, rules []*unstructured.Unstructured) []stri
 // TestMonitoringChecksCatchBadInput proves the checks above can fail: each a copy of prod's
 // rendered objects with one fault, and the exact message it must cause.
 func TestMonitoringChecksCatchBadInput(t *testing.T) {
-	prod := allObjects(renderedCluster(t, "prod"))
+	prod := allObjects(clusterNamed(t, "prod"))
 	cases := monitoringFaults()
 	// A NetworkPolicy that admits Prometheus to every port of Kafka.
 	var wide []*unstructured.Unstructured
@@ -335,7 +325,7 @@ func drop(kind, name string) func(*unstructured.Unstructured) *unstructured.Unst
 // down store's clients (decision 0062); a label missing here silently disables that.
 func TestKubeStateMetricsPodLabels(t *testing.T) {
 	for _, env := range monitoringEnvs {
-		c := renderedCluster(t, env)
+		c := clusterNamed(t, env)
 		allowed := map[string]bool{}
 		for _, d := range objectsOf(c, "Deployment", "monitoring") {
 			if d.GetLabels()["app.kubernetes.io/name"] != "kube-state-metrics" {
