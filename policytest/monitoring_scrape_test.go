@@ -18,7 +18,6 @@ import (
 // judged on the rendered objects of every Application, upstream charts included.
 var scrapedEnvs = []string{"staging", "prod"}
 
-
 func allObjects(c *render.Cluster) []*unstructured.Unstructured {
 	var objs []*unstructured.Unstructured
 	for _, a := range c.AllApps() {
