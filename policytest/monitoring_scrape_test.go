@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudlab/platform/policytest/internal/render"
+	"github.com/cloudlab/platform/policytest/internal/check"
 	"github.com/cloudlab/platform/policytest/internal/scrape"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,14 +18,6 @@ import (
 // judged on the rendered objects of every Application, upstream charts included.
 var scrapedEnvs = []string{"staging", "prod"}
 
-func allObjects(c *render.Cluster) []*unstructured.Unstructured {
-	var objs []*unstructured.Unstructured
-	for _, a := range c.AllApps() {
-		objs = append(objs, a.Objects...)
-	}
-	return objs
-}
-
 // TestEverythingScraped: every Deployment and StatefulSet of staging and prod (services, stores,
 // mesh, platform charts) is selected by a ServiceMonitor or PodMonitor that the Prometheus of
 // kube-prometheus-stack selects, on a port its pod has (for sidecar-injected pods, also the
@@ -33,7 +25,7 @@ func allObjects(c *render.Cluster) []*unstructured.Unstructured {
 // admit Prometheus to that port.
 func TestEverythingScraped(t *testing.T) {
 	for _, env := range scrapedEnvs {
-		sc, err := scrape.New(allObjects(clusterNamed(t, env)))
+		sc, err := scrape.New(check.AllObjects(clusterNamed(t, env)))
 		require.NoError(t, err)
 		ws := sc.Workloads()
 		require.NotEmpty(t, ws)
@@ -66,12 +58,12 @@ func TestEverythingScraped(t *testing.T) {
 // notifies somebody (no `null` receiver outside dev); every store has a PrometheusRule.
 func TestMonitoringStorageAndReceivers(t *testing.T) {
 	for _, env := range scrapedEnvs {
-		objs := allObjects(clusterNamed(t, env))
+		objs := check.AllObjects(clusterNamed(t, env))
 		assert.Empty(t, monitoringProblems(objs), "%s:\n%s", env, strings.Join(monitoringProblems(objs), "\n"))
 	}
 	// Dev runs Alertmanager nowhere, and its Prometheus on an emptyDir: nothing to assert but
 	// that the rule per store holds there too.
-	for _, p := range monitoringProblems(allObjects(clusterNamed(t, "dev"))) {
+	for _, p := range monitoringProblems(check.AllObjects(clusterNamed(t, "dev"))) {
 		if strings.Contains(p, "PrometheusRule") {
 			t.Error("dev: " + p)
 		}
@@ -199,7 +191,7 @@ func rulesPerStore(sets, deployments, rules []*unstructured.Unstructured) []stri
 // TestMonitoringChecksCatchBadInput proves the checks above can fail: each a copy of prod's
 // rendered objects with one fault, and the exact message it must cause.
 func TestMonitoringChecksCatchBadInput(t *testing.T) {
-	prod := allObjects(clusterNamed(t, "prod"))
+	prod := check.AllObjects(clusterNamed(t, "prod"))
 	cases := monitoringFaults()
 	// A NetworkPolicy that admits Prometheus to every port of Kafka.
 	var wide []*unstructured.Unstructured
