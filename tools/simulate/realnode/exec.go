@@ -6,39 +6,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cloudlab/platform/tools/simulate/internal/probeapi"
 	"io"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 )
 
-// Target and Result are the probe's (cmd/probe) input and output.
-type Target struct {
-	ID       string        `json:"id"`
-	Kind     string        `json:"kind"`
-	Address  string        `json:"address"`
-	Timeout  time.Duration `json:"timeout"`
-	RetryFor time.Duration `json:"retryFor"`
-}
-
-type Result struct {
-	ID        string   `json:"id"`
-	Outcome   string   `json:"outcome"`
-	Addresses []string `json:"addresses,omitempty"`
-	Attempts  int      `json:"attempts"`
-	Millis    int64    `json:"millis"`
-}
-
-// PollResult is what `probe poll` prints.
-type PollResult struct {
-	Requests      int      `json:"requests"`
-	Failures      int      `json:"failures"`
-	Errors        []string `json:"errors,omitempty"`
-	SlowestMillis int64    `json:"slowestMillis"`
-}
+// The probe's wire format (internal/probeapi).
+type (
+	Target     = probeapi.Target
+	Result     = probeapi.Result
+	PollResult = probeapi.PollResult
+)
 
 // Exec runs a command in a container of a pod through the API server and the kubelet (as
 // kubectl exec does) and returns its standard output.
