@@ -37,13 +37,16 @@ help: ## list the targets
 # needs it (go test, the simulation) next to what does not (checksums, vet, opa), as many at
 # once as make may (-j); each prints its time when it ends (tools/timed). Independent stages
 # added later only need a target and a place in VERIFY_STAGES.
-VERIFY_STAGES := verify-checksums verify-vet verify-vet-promql verify-opa verify-test verify-stores verify-simulate
+VERIFY_STAGES := verify-checksums verify-vet verify-vet-tools verify-opa verify-test verify-stores verify-simulate
 VERIFY_JOBS ?= 4
 # GNU make >= 4 keeps each stage's output together; older makes interleave it.
 OUTPUT_SYNC := $(if $(filter output-sync,$(.FEATURES)),--output-sync=target)
 
 .PHONY: verify
-verify: tools simulate-tools ## render every cluster as Argo CD would, validate every object, run every policy and test, simulate each environment
+# First what every stage needs, side by side (on a cold machine the tools' one build takes most of
+# the time; the render and test binaries compile beside it), then the stages.
+verify: ## render every cluster as Argo CD would, validate every object, run every policy and test, simulate each environment
+	@tools/timed build $(MAKE) --no-print-directory -j$(VERIFY_JOBS) tools $(RENDER_BIN) $(POLICYTEST) $(SIMULATOR) promql-names
 	@tools/timed verify $(MAKE) --no-print-directory -k -j$(VERIFY_JOBS) $(OUTPUT_SYNC) $(VERIFY_STAGES)
 
 .PHONY: $(VERIFY_STAGES) render-all
@@ -52,11 +55,11 @@ verify-checksums:
 # go vet, and gofmt: a file gofmt would change is named (`gofmt -w <file>` fixes it).
 verify-vet:
 	@tools/timed go-vet bash -c 'go vet ./... && unformatted=$$(gofmt -l policytest tools) && { [ -z "$$unformatted" ] || { echo "gofmt: not formatted (gofmt -w fixes it): $$unformatted"; exit 1; }; }'
-verify-vet-promql:
-	@tools/timed go-vet-promql bash -c 'cd tools/promql && go vet ./...'
-verify-opa:
+verify-vet-tools:
+	@tools/timed go-vet-tools bash -c '$(TOOLS_GO) vet ./...'
+verify-opa: $(OPA)
 	@tools/timed opa-test $(OPA) test policy/
-render-all: $(HELM) $(RENDER_BIN) ## render every cluster into rendered/<env>/ (findings stay in each index.json)
+render-all: $(TOOLS) $(RENDER_BIN) ## render every cluster into rendered/<env>/ (findings stay in each index.json)
 	@tools/timed render $(RENDER) -cluster all -out rendered -keep-going
 # The Go tests of policytest, linked only when a source changes (go test would link them anew
 # each time) and run as two stages: the stores' scripts against real PostgreSQL and Redis (they
@@ -76,7 +79,7 @@ $(POLICYTEST): $(POLICYTEST_SOURCES)
 # (tools/tree-key), the test binaries, the tools they run and the CLOUDLAB_* switches. The stores'
 # scripts read only the data tier's rendered objects, the stand-ins and the host's servers: a
 # change elsewhere does not run them again.
-TEST_TOOLS = $(HELM) $(HELM4) $(KUBECTL_VALIDATE) $(OPA) $(PROMTOOL) $(PROMQL_NAMES)
+TEST_TOOLS = tools-$(TOOLS_KEY) $(OPA) $(PROMQL_NAMES)
 STORE_HOST = $(shell command -v bwrap redis-server valkey-server redis-cli valkey-cli) $(wildcard /usr/lib/postgresql/*/bin)
 CLOUDLAB_SWITCHES = REQUIRE_STORE_SCRIPTS=$(CLOUDLAB_REQUIRE_STORE_SCRIPTS) REQUIRE_REAL_NODE=$(CLOUDLAB_REQUIRE_REAL_NODE)
 verify-test: render-all $(POLICYTEST) promql-names
@@ -89,35 +92,36 @@ verify-simulate: render-all
 	@tools/timed simulate-all $(MAKE) --no-print-directory simulate-rendered
 
 .PHONY: render
-render: $(HELM) $(RENDER_BIN) ## write what Argo CD applies to CLUSTER (default dev) into rendered/CLUSTER/, one file per Application
+render: $(TOOLS) $(RENDER_BIN) ## write what Argo CD applies to CLUSTER (default dev) into rendered/CLUSTER/, one file per Application
 	@case " $(CLUSTERS) " in *" $(CLUSTER) "*) ;; *) echo "CLUSTER must be one of: $(CLUSTERS)"; exit 2;; esac
 	$(RENDER) -cluster $(CLUSTER) -out rendered/$(CLUSTER)
 
 # make diff: BASE is a git revision; CLUSTER, when given, limits the diff to that cluster.
 BASE ?= origin/main
 .PHONY: diff
-diff: $(HELM) $(DYFF) ## show what changes between BASE (default origin/main) and the work tree, per cluster and Application, field by field (CLUSTER= to limit)
+diff: $(TOOLS) ## show what changes between BASE (default origin/main) and the work tree, per cluster and Application, field by field (CLUSTER= to limit)
 	@tools/diff "$(BASE)" $(if $(filter command line environment,$(origin CLUSTER)),$(CLUSTER))
 
 # What a simulation's result depends on besides the rendered objects and the environment's shape
 # (tools/cached keys on all of it: docs/verify.md#result-cache).
-SIMULATE_BINARIES = $(KUBE_APISERVER) $(CONTROL_PLANE)/kube-controller-manager $(CONTROL_PLANE)/kube-scheduler $(KWOK) $(ISTIOCTL)
 # dev's real node adds its programs and what the host offers it (a run that skipped the real node
 # is never kept: tools/cached -n).
-real_node_inputs = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL)),$(REAL_NODE_HOST)),$(REAL_NODE) $(PODINFO) $(REAL_NODE_HOST_TOOLS))
+real_node_inputs = $(if $(and $(filter dev,$(1)),$(filter 1,$(REAL)),$(REAL_NODE_HOST)),$(REAL_NODE_HOST_TOOLS))
 REAL_NODE_HOST_TOOLS = $(shell command -v runc iptables nft conntrack ip) $(wildcard /sys/fs/cgroup/cgroup.controllers)
 
 # The launcher, and the probe and pause programs of the real node's images: rebuilt when a
 # source of tools/simulate changes.
-$(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum $(RENDERED_FORMAT)
-	@mkdir -p rendered/.bin && cd tools/simulate && CGO_ENABLED=0 go build -o ../../rendered/.bin/ ./cmd/simulate ./cmd/probe ./cmd/pause
+# After the tools' build (order-only), whose compiled packages it reuses: built beside it, both
+# would compile the same k8s.io packages at once.
+$(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum $(RENDERED_FORMAT) | $(TOOLS)
+	@mkdir -p rendered/.bin && $(TOOLS_GO) build -o $(CURDIR)/rendered/.bin/ ./cmd/simulate ./cmd/probe ./cmd/pause
 
 .PHONY: simulate
-simulate: render simulate-tools $(SIMULATOR) ## apply CLUSTER to a real control plane with simulated nodes (dev: its services on a real node; REAL=0 skips that); report in rendered/CLUSTER/simulation.{txt,svg}
+simulate: render $(TOOLS) $(SIMULATOR) ## apply CLUSTER to a real control plane with simulated nodes (dev: its services on a real node; REAL=0 skips that); report in rendered/CLUSTER/simulation.{txt,svg}
 	$(SIMULATOR) -cluster $(CLUSTER) $(SIMULATE_FLAGS) $(call real_node_flags,$(CLUSTER))
 
 .PHONY: simulate-all simulate-rendered
-simulate-all: render-all simulate-tools ## make simulate for every cluster in parallel, and the simulation's own tests
+simulate-all: render-all $(TOOLS) ## make simulate for every cluster in parallel, and the simulation's own tests
 	@$(MAKE) --no-print-directory simulate-rendered
 
 # Every environment at once from rendered/ (each its own control plane; they mostly wait; dev's
@@ -125,7 +129,7 @@ simulate-all: render-all simulate-tools ## make simulate for every cluster in pa
 # check's decisions; the injection selectors), then every report in turn. A run whose inputs all
 # passed before is not repeated (tools/cached): RESULT_CACHE=off repeats it.
 simulate-rendered: $(SIMULATOR)
-	@toolkey="$$(sha256sum $(SIMULATE_BINARIES) | sha256sum | cut -c1-16) $$(go env GOVERSION) REAL=$(REAL) $(CLOUDLAB_SWITCHES)"; \
+	@toolkey="tools-$(TOOLS_KEY) REAL=$(REAL) $(CLOUDLAB_SWITCHES)"; \
 	for c in $(CLUSTERS); do \
 	  real=; inputs=; [ $$c = dev ] && real="$(call real_node_flags,dev)" && inputs="$(call real_node_inputs,dev)"; \
 	  ( tools/cached simulate-$$c -o rendered/$$c/simulation.txt -o rendered/$$c/simulation.svg -n '^SKIP real node' \
@@ -133,17 +137,17 @@ simulate-rendered: $(SIMULATOR)
 	      $(SIMULATOR) -cluster $$c $(SIMULATE_FLAGS) $$real > rendered/$$c/simulate.log 2>&1; echo $$? > rendered/$$c/simulate.rc ) & \
 	done; \
 	( tools/cached simulate-test rendered/dev/index.json rendered/dev/objects.json "tree $$(tools/tree-key)" "$$toolkey" -- \
-	    bash -c 'cd tools/simulate && CGO_ENABLED=0 go test -count=1 ./... && cd ../rendered && go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
+	    bash -c '$(TOOLS_GO) test -count=1 ./... && cd ../rendered && go test -count=1 ./...' > rendered/.bin/test.log 2>&1; echo $$? > rendered/.bin/test.rc ) & \
 	wait; rc=0; \
 	for c in $(CLUSTERS); do grep -v -e '^\[' -e 'warnings.go' rendered/$$c/simulate.log; [ "$$(cat rendered/$$c/simulate.rc)" = 0 ] || rc=1; done; \
 	cat rendered/.bin/test.log; [ "$$(cat rendered/.bin/test.rc)" = 0 ] || rc=1; exit $$rc
 
 .PHONY: docs
-docs: $(HELM) ## regenerate the generated parts of the docs (the catalog table of docs/services.md, the picture of docs/architecture.md)
+docs: $(TOOLS) ## regenerate the generated parts of the docs (the catalog table of docs/services.md, the picture of docs/architecture.md)
 	cd policytest && UPDATE_DOCS=1 HELM=$(HELM) go test -count=1 -run '^(TestServicesDocTable|TestArchitectureDiagram)$$' .
 
 .PHONY: bench-services
-bench-services: $(HELM) ## render time of the services Application with 12 and with 48 catalog entries, side by side
+bench-services: $(TOOLS) ## render time of the services Application with 12 and with 48 catalog entries, side by side
 	go test -count=1 -run '^$$' -bench '^BenchmarkServicesRender$$' -benchtime $(or $(BENCHTIME),5x) ./policytest/
 
 .PHONY: clean

@@ -10,6 +10,7 @@ require (
 	github.com/argoproj/argo-cd/v2 v2.14.21
 	github.com/open-policy-agent/opa v1.22.3
 	github.com/stretchr/testify v1.12.1
+	golang.org/x/mod v0.41.0
 	google.golang.org/protobuf v1.36.12
 	istio.io/api v1.30.3
 	k8s.io/api v0.31.2
@@ -144,7 +145,6 @@ require (
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
-	golang.org/x/mod v0.41.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect

@@ -113,7 +113,7 @@ func checkPodinfoVersion(dir, ref string) error {
 	}
 	built, tag := strings.TrimSpace(string(out)), ref[strings.LastIndex(ref, ":")+1:]
 	if built != tag {
-		return fmt.Errorf("dev deploys %s, but the real node's podinfo is %s: set PODINFO_VERSION and PODINFO_MODULE_VERSION in tools/tools.mk to %s", ref, built, tag)
+		return fmt.Errorf("dev deploys %s, but the real node's podinfo is %s: require the commit tagged %s of github.com/stefanprodan/podinfo in tools/simulate/go.mod", ref, built, tag)
 	}
 	return nil
 }

@@ -1,5 +1,5 @@
 // Command promql-names parses PromQL expressions with Prometheus's own parser (the version
-// promtool is built from, tools/promql/go.mod) and says which metric names each one reads.
+// promtool is built from, tools/simulate/go.mod) and says which metric names each one reads.
 //
 // Input, on stdin: a JSON array of {"id": string, "expr": string}.
 // Output, on stdout: a JSON array of the same length and order, each
@@ -13,7 +13,7 @@
 // not such a JSON array; a query that does not parse is a result, not a failure.
 //
 // The policytest module cannot import the parser itself: Prometheus needs k8s.io 0.35 and the
-// root module is held at 0.31 by argo-cd v2 (tools/promql/go.mod).
+// root module is held at 0.31 by argo-cd v2 (tools/simulate/go.mod).
 package main
 
 import (
