@@ -88,7 +88,7 @@ PODINFO          := $(TOOLS_DIR)/podinfo
 $(TOOLS):
 	@echo ">> building the tools into $(@D) (first run only: ~11 min on 2 cores; one build of tools/simulate/go.mod's tools)"
 	@rm -rf $(@D).partial && mkdir -p $(@D).partial
-	@set -o pipefail; { ($(TOOLS_GO) list -deps -tags $(BUILD_TAGS) -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(BUILD_PACKAGES) > $(@D).partial/.packages) \
+	@set -o pipefail; { ($(TOOLS_GO) list -deps -tags $(BUILD_TAGS) -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(BUILD_PACKAGES) helm.sh/helm/v4/cmd/helm > $(@D).partial/.packages) \
 		&& ($(TOOLS_GO) build -v -tags $(BUILD_TAGS) -ldflags '$(BUILD_LDFLAGS)' -o $(@D).partial/ $(BUILD_PACKAGES)) \
 		&& ($(TOOLS_GO) build -v -ldflags '$(HELM4_LDFLAGS)' -o $(@D).partial/helm4 helm.sh/helm/v4/cmd/helm); } 2>&1 \
 		| tools/go-progress tools $(@D).partial/.packages
