@@ -17,13 +17,16 @@ import (
 
 // TestRenovateCoversEveryPin: renovate.json is JSON, its argocd manager reads every Application
 // of apps/ (the chart pins), and every program make verify builds is pinned where Renovate's gomod
-// manager proposes its updates: tools/tools.mk writes no version of its own (a `…_VERSION := v…`
-// line there fails), and the module of every `tool` of the tools module (tools/simulate/go.mod)
-// is required there and updated — a direct requirement, or (Go marks a tool's module `// indirect`,
-// which Renovate skips by default) named in a rule that enables indirect updates of that file.
-// podinfo is the one tool left out: it follows dev's image tag by hand. The other pins are Go
-// modules (go.mod files) and images: those of the data tier's charts are checked by
-// TestRenovateCoversDataImages, the rest Renovate's own managers find.
+// manager proposes its updates: tools/tools.mk writes no version of its own (any assignment whose
+// value starts with a version fails), and the module of every `tool` of the tools module
+// (tools/simulate/go.mod) is required there and updated — a direct requirement, or (Go marks a
+// tool's module `// indirect`, which Renovate skips by default) named in a rule that enables
+// indirect updates of that file, and no later rule switches it off again (by name, or a rule for
+// gomod's indirect requirements of that file that names no package). Two tools move by hand and
+// must not be updated: podinfo (dev's image tag) and istio.io/istio (a master commit until a
+// release commit is served, decision 0031). The other pins are Go modules (go.mod files) and
+// images: those of the data tier's charts are checked by TestRenovateCoversDataImages, the rest
+// Renovate's own managers find.
 func TestRenovateCoversEveryPin(t *testing.T) {
 	data, err := os.ReadFile("../renovate.json")
 	require.NoError(t, err)
@@ -31,13 +34,7 @@ func TestRenovateCoversEveryPin(t *testing.T) {
 		Argocd struct {
 			ManagerFilePatterns []string `json:"managerFilePatterns"`
 		} `json:"argocd"`
-		PackageRules []struct {
-			MatchManagers     []string `json:"matchManagers"`
-			MatchFileNames    []string `json:"matchFileNames"`
-			MatchDepTypes     []string `json:"matchDepTypes"`
-			MatchPackageNames []string `json:"matchPackageNames"`
-			Enabled           *bool    `json:"enabled"`
-		} `json:"packageRules"`
+		PackageRules []renovateRule `json:"packageRules"`
 	}
 	require.NoError(t, json.Unmarshal(data, &cfg), "renovate.json is not JSON")
 
@@ -60,21 +57,31 @@ func TestRenovateCoversEveryPin(t *testing.T) {
 
 	mk, err := os.ReadFile("../tools/tools.mk")
 	require.NoError(t, err)
-	for _, p := range regexp.MustCompile(`(?m)^([A-Z0-9_]+_VERSION)\s*:=\s*(v\S+)$`).FindAllStringSubmatch(string(mk), -1) {
-		t.Errorf("tools/tools.mk: %s := %s: pin it in tools/simulate/go.mod (go get -tool <package>@%s), where Renovate's gomod manager reads it", p[1], p[2], p[2])
+	// Any make assignment (:=, =, ?=, +=) whose value starts with a version number.
+	for _, p := range regexp.MustCompile(`(?m)^\s*([A-Za-z0-9_]+)\s*[:?+]?=\s*(v?\d+\.\d+\S*)`).FindAllStringSubmatch(string(mk), -1) {
+		t.Errorf("tools/tools.mk: %s = %s: pin it in tools/simulate/go.mod (go get -tool <package>@<version>), where Renovate's gomod manager reads it", p[1], p[2])
 	}
 
-	// Renovate applies every matching rule in order, the later winning: a module's updates are on
-	// if the last rule naming it for indirect requirements of the tools module enables them.
-	indirectOn := map[string]bool{}
-	for _, r := range cfg.PackageRules {
-		if r.Enabled == nil || !slices.Equal(r.MatchManagers, []string{"gomod"}) ||
-			!slices.Equal(r.MatchFileNames, []string{"tools/simulate/go.mod"}) || !slices.Contains(r.MatchDepTypes, "indirect") {
-			continue
-		}
-		for _, n := range r.MatchPackageNames {
-			indirectOn[n] = *r.Enabled
-		}
+	toolsUpdated(t, cfg.PackageRules)
+}
+
+// renovateRule is the part of a renovate.json packageRule that decides whether a Go module's
+// updates are proposed.
+type renovateRule struct {
+	MatchManagers     []string `json:"matchManagers"`
+	MatchFileNames    []string `json:"matchFileNames"`
+	MatchDepTypes     []string `json:"matchDepTypes"`
+	MatchPackageNames []string `json:"matchPackageNames"`
+	Enabled           *bool    `json:"enabled"`
+}
+
+// toolsUpdated asserts that Renovate, with these rules, updates the module of every `tool` of
+// tools/simulate/go.mod, except the two that move by hand, which it must not update.
+func toolsUpdated(t *testing.T, rules []renovateRule) {
+	on := indirectUpdates(rules)
+	byHand := map[string]string{
+		"github.com/stefanprodan/podinfo": "its version is dev's image tag",
+		"istio.io/istio":                  "it is a master commit until the proxy serves a release commit (decision 0031)",
 	}
 	gomod, err := os.ReadFile("../tools/simulate/go.mod")
 	require.NoError(t, err)
@@ -91,12 +98,55 @@ func TestRenovateCoversEveryPin(t *testing.T) {
 		if !assert.NotNil(t, req, "tools/simulate/go.mod: tool %s: no require line pins its module", tool.Path) {
 			continue
 		}
-		updated := !req.Indirect || indirectOn[req.Mod.Path]
-		if req.Mod.Path == "github.com/stefanprodan/podinfo" {
-			assert.False(t, updated, "renovate.json updates podinfo, but its version is dev's image tag: it moves by hand with that tag")
+		updated := !req.Indirect || on(req.Mod.Path)
+		if why, ok := byHand[req.Mod.Path]; ok {
+			assert.False(t, updated, "renovate.json updates %s, which moves by hand: %s", req.Mod.Path, why)
 			continue
 		}
 		assert.True(t, updated, "tools/simulate/go.mod: %s %s (the module of tool %s) is `// indirect`, which Renovate skips: add it to the rule of renovate.json that enables indirect updates of tools/simulate/go.mod", req.Mod.Path, req.Mod.Version, tool.Path)
+	}
+}
+
+// indirectUpdates says, for a module required `// indirect` by tools/simulate/go.mod, whether
+// Renovate with these rules proposes its updates (off by default for indirect requirements).
+func indirectUpdates(rules []renovateRule) func(module string) bool {
+	// Renovate applies every matching rule in order, the later winning: a module's updates are on
+	// if the last rule that can match it enables them. A rule matches the tools module's indirect
+	// requirements unless it names other managers, files or dependency types; one that names no
+	// package matches them all.
+	const toolsGoMod = "tools/simulate/go.mod"
+	globMatches := func(globs []string, s string) bool {
+		for _, g := range globs {
+			re := "^" + strings.NewReplacer(`\*\*`, ".*", `\*`, "[^/]*").Replace(regexp.QuoteMeta(g)) + "$"
+			if regexp.MustCompile(re).MatchString(s) {
+				return true
+			}
+		}
+		return false
+	}
+	indirectOn := map[string]bool{}
+	var allIndirect *bool
+	for _, r := range rules {
+		if r.Enabled == nil ||
+			len(r.MatchManagers) > 0 && !slices.Contains(r.MatchManagers, "gomod") ||
+			len(r.MatchFileNames) > 0 && !globMatches(r.MatchFileNames, toolsGoMod) ||
+			len(r.MatchDepTypes) > 0 && !slices.Contains(r.MatchDepTypes, "indirect") {
+			continue
+		}
+		if len(r.MatchPackageNames) == 0 {
+			allIndirect = r.Enabled
+			clear(indirectOn)
+			continue
+		}
+		for _, n := range r.MatchPackageNames {
+			indirectOn[n] = *r.Enabled
+		}
+	}
+	return func(module string) bool {
+		if v, ok := indirectOn[module]; ok {
+			return v
+		}
+		return allIndirect != nil && *allIndirect
 	}
 }
 

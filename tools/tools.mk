@@ -64,8 +64,14 @@ HELM4_LDFLAGS := -s -w -X helm.sh/helm/v4/internal/version.version=$(HELM4_VERSI
 
 # Our own sources compiled into the tools: a change builds a new folder.
 TOOLS_SOURCES := $(TOOLS_MODULE)/go.mod $(TOOLS_MODULE)/go.sum \
-	$(wildcard $(TOOLS_MODULE)/cmd/coredns/*.go $(TOOLS_MODULE)/cmd/netpol/*.go $(TOOLS_MODULE)/third_party/kube-network-policies/pkg/networkpolicy/*.go)
-TOOLS_KEY := $(shell { cat $(TOOLS_SOURCES); echo '$(BUILD_PACKAGES) $(BUILD_TAGS) $(BUILD_LDFLAGS) $(HELM4_LDFLAGS)'; go env GOVERSION; } | sha256sum | cut -c1-12)
+	$(wildcard $(TOOLS_MODULE)/cmd/coredns/*.go $(TOOLS_MODULE)/cmd/netpol/*.go \
+	$(TOOLS_MODULE)/third_party/kube-network-policies/go.mod $(TOOLS_MODULE)/third_party/kube-network-policies/pkg/networkpolicy/*.go)
+# tools/tools.mk itself is in the key (how they are built: flags, CGO_ENABLED, -trimpath, the
+# folder's layout), and so is the Go environment that changes the machine code.
+TOOLS_KEY := $(shell { cat $(TOOLS_SOURCES) tools/tools.mk; echo '$(BUILD_PACKAGES)'; $(TOOLS_GO) env GOVERSION GOOS GOARCH GOAMD64 GOEXPERIMENT; } | sha256sum | cut -c1-12)
+ifeq ($(TOOLS_KEY),)
+$(error tools/tools.mk: no key for the tools' folder: sha256sum (GNU coreutils) is needed)
+endif
 TOOLS_DIR := $(TOOLS_CACHE)/tools-$(TOOLS_KEY)
 TOOLS := $(TOOLS_DIR)/.complete
 
@@ -88,7 +94,7 @@ PODINFO          := $(TOOLS_DIR)/podinfo
 $(TOOLS):
 	@echo ">> building the tools into $(@D) (first run only: ~11 min on 2 cores; one build of tools/simulate/go.mod's tools)"
 	@rm -rf $(@D).partial && mkdir -p $(@D).partial
-	@set -o pipefail; { ($(TOOLS_GO) list -deps -tags $(BUILD_TAGS) -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(BUILD_PACKAGES) helm.sh/helm/v4/cmd/helm > $(@D).partial/.packages) \
+	@set -o pipefail; trap 'rm -rf $(@D).partial' ERR; { ($(TOOLS_GO) list -deps -tags $(BUILD_TAGS) -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(BUILD_PACKAGES) helm.sh/helm/v4/cmd/helm > $(@D).partial/.packages) \
 		&& ($(TOOLS_GO) build -v -tags $(BUILD_TAGS) -ldflags '$(BUILD_LDFLAGS)' -o $(@D).partial/ $(BUILD_PACKAGES)) \
 		&& ($(TOOLS_GO) build -v -ldflags '$(HELM4_LDFLAGS)' -o $(@D).partial/helm4 helm.sh/helm/v4/cmd/helm); } 2>&1 \
 		| tools/go-progress tools $(@D).partial/.packages

@@ -22,7 +22,7 @@ type Parsed struct {
 	Unnamed []string `json:"unnamed"`
 }
 
-// Parse runs promql-names (tools/promql/cmd/promql-names: Prometheus's own parser at the
+// Parse runs promql-names (tools/simulate/cmd/promql-names: Prometheus's own parser at the
 // version promtool is built from) once over all queries and returns its verdicts in order.
 func Parse(promqlNames string, queries []Query) ([]Parsed, error) {
 	in, err := json.Marshal(queries)
