@@ -36,15 +36,17 @@ CONTAINERD_VERSION := $(call tools_module_version,github.com/containerd/containe
 # kube-network-policies (tools/simulate/third_party: this machine's kernel has no
 # CONFIG_NFT_QUEUE; docs/decisions/0020-real-node.md).
 REAL_NODE_HOST := $(shell [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ] && command -v runc >/dev/null && echo yes)
-TOOL_PACKAGES := helm.sh/helm/v3/cmd/helm sigs.k8s.io/kubectl-validate github.com/prometheus/prometheus/cmd/promtool \
-	github.com/homeport/dyff/cmd/dyff sigs.k8s.io/kwok/cmd/kwok istio.io/istio/istioctl/cmd/istioctl \
-	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
-CNI_PLUGINS := bridge host-local loopback
+CNI_PLUGIN_PACKAGES := github.com/containernetworking/plugins/plugins/main/bridge \
+	github.com/containernetworking/plugins/plugins/ipam/host-local github.com/containernetworking/plugins/plugins/main/loopback
+# The binaries' names in the build folder, moved into cni/ after the build.
+CNI_PLUGINS := $(notdir $(CNI_PLUGIN_PACKAGES))
 REAL_NODE_PACKAGES := k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy \
 	github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
 	github.com/containerd/containerd/v2/cmd/ctr ./cmd/coredns ./cmd/netpol \
-	github.com/containernetworking/plugins/plugins/main/bridge github.com/containernetworking/plugins/plugins/ipam/host-local \
-	github.com/containernetworking/plugins/plugins/main/loopback github.com/stefanprodan/podinfo/cmd/podinfo
+	$(CNI_PLUGIN_PACKAGES) github.com/stefanprodan/podinfo/cmd/podinfo
+# Every other `tool` of go.mod, read from there (a tool added there is built); helm 4 apart (below).
+GO_MOD_TOOLS := $(shell awk '$$1=="tool" {if ($$2=="(") block=1; else print $$2; next} $$1==")" {block=0} block {print $$1}' $(TOOLS_MODULE)/go.mod)
+TOOL_PACKAGES := $(filter-out $(REAL_NODE_PACKAGES) helm.sh/helm/v4/cmd/helm,$(GO_MOD_TOOLS))
 BUILD_PACKAGES := $(TOOL_PACKAGES) $(if $(REAL_NODE_HOST),$(REAL_NODE_PACKAGES))
 # no_btrfs: containerd without the btrfs snapshotter (it needs cgo); remove_all_sd: promtool
 # without the cloud service discoveries it never uses here (Prometheus's README, "Service
