@@ -22,6 +22,13 @@ RENDER := $(RENDER_BIN) -helm $(HELM)
 # -s -w: no symbol table or DWARF, which only a debugger reads: a faster link on a cold machine.
 $(RENDER_BIN): $(POLICYTEST_SOURCES)
 	@mkdir -p $(@D) && go build -ldflags '-s -w' -o $@ ./policytest/cmd/render
+# The opa CLI (`opa test policy/`): a `tool` of go.mod, so it is the OPA the Go tests import, and
+# its packages compile once for both. After the render command and before the test binaries
+# (order-only): two go builds of one module side by side would compile their shared packages
+# twice. By hand: `go tool opa test policy/`.
+OPA := rendered/.bin/opa
+$(OPA): go.mod go.sum | $(RENDER_BIN)
+	@go build -ldflags '-s -w' -o $@ github.com/open-policy-agent/opa
 
 # make simulate CLUSTER=dev runs dev's services on a real node (docs/simulate.md); REAL=0 skips it.
 REAL ?= 1
@@ -47,7 +54,7 @@ OUTPUT_SYNC := $(if $(filter output-sync,$(.FEATURES)),--output-sync=target)
 # First what every stage needs, side by side (on a cold machine the tools' one build takes most of
 # the time; the render and test binaries compile beside it), then the stages.
 verify: ## render every cluster as Argo CD would, validate every object, run every policy and test, simulate each environment
-	@tools/timed build $(MAKE) --no-print-directory -j$(VERIFY_JOBS) tools $(RENDER_BIN) $(POLICYTEST) $(SIMULATOR) promql-names
+	@tools/timed build $(MAKE) --no-print-directory -j$(VERIFY_JOBS) tools $(RENDER_BIN) $(OPA) $(POLICYTEST) $(SIMULATOR) promql-names
 	@tools/timed verify $(MAKE) --no-print-directory -k -j$(VERIFY_JOBS) $(OUTPUT_SYNC) $(VERIFY_STAGES)
 
 .PHONY: $(VERIFY_STAGES) render-all
@@ -74,7 +81,7 @@ RUN_POLICYTEST = cd policytest && RENDERED=rendered $(POLICYTEST) -test.count=1 
 RUN_INTERNAL_TESTS = $(foreach d,$(INTERNAL_TESTS),(cd $(d) && $(TESTS_BIN)/$(notdir $(d)).test -test.count=1 && echo "ok  $(d)") &&) true
 HIDE_PASSES := grep --line-buffered -vE '^ *(=== (RUN|PAUSE|CONT|NAME)|--- PASS)'
 STORE_TESTS := Scripts$$
-$(POLICYTEST): $(POLICYTEST_SOURCES)
+$(POLICYTEST): $(POLICYTEST_SOURCES) | $(OPA)
 	@mkdir -p $(@D) && go test -c -ldflags '-s -w' -o $(@D)/ ./policytest/ $(addprefix ./,$(INTERNAL_TESTS)) >/dev/null
 # Both stages sit behind the result cache (tools/cached, docs/verify.md#result-cache). The Go
 # tests read files from all over the repository: their key is every file git would commit

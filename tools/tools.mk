@@ -14,10 +14,13 @@
 
 TOOLS_CACHE ?= $(HOME)/.cache/cloudlab/tools
 TOOLS_MODULE := tools/simulate
-# Every build of the tools module uses these settings (the tools, the simulator, its tests, vet):
-# one configuration, so each package is compiled once and shared. -trimpath also makes the
-# programs the same bytes whichever checkout builds them.
-TOOLS_GO := cd $(TOOLS_MODULE) && CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" go
+# Every Go build make runs uses these settings (the tools, the render command, opa, the tests and
+# vet of all three modules): one configuration, so a package two of them share (the standard
+# library first) is compiled once on a machine, not once per configuration. -trimpath also makes
+# the programs the same bytes whichever checkout builds them; nothing here needs cgo.
+export CGO_ENABLED := 0
+export GOFLAGS := -trimpath -buildvcs=false
+TOOLS_GO := cd $(TOOLS_MODULE) && go
 
 tools_module_version = $(shell awk '$$1=="$(1)" {print $$2; exit} $$1=="require" && $$2=="$(1)" {print $$3; exit}' $(TOOLS_MODULE)/go.mod)
 KUBERNETES_VERSION := $(call tools_module_version,k8s.io/kubernetes)
@@ -106,18 +109,6 @@ ifneq ($(REAL_NODE_HOST),)
 endif
 	@touch $(@D).partial/.complete && rm -rf $(@D) && mv $(@D).partial $(@D)
 
-# The opa CLI, so that `opa test policy/` can be run by hand and by make verify; the version of
-# the OPA library in the root go.mod, so both give the same result. Built from its own module
-# graph: it needs prometheus/client_golang 1.25, whose changed query API promtool and istioctl
-# 1.30 do not build with.
-OPA_VERSION := $(shell awk '$$1=="github.com/open-policy-agent/opa" {print $$2}' go.mod)
-OPA         := $(TOOLS_CACHE)/opa-$(OPA_VERSION)/opa
-$(OPA):
-	@echo ">> building opa $(OPA_VERSION) into $(@D) (first run only, ~3 min)"
-	@rm -rf $(@D).partial && mkdir -p $(@D).partial
-	GOBIN=$(@D).partial CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -ldflags '-s -w' github.com/open-policy-agent/opa@$(OPA_VERSION)
-	@rm -rf $(@D) && mv $(@D).partial $(@D)
-
 # Our own PromQL reader (cmd/promql-names), on the parser promtool is built from; rebuilt by
 # every make verify (a second when nothing changed), so it is not cached by version; after the
 # tools' build, whose compiled packages it reuses.
@@ -128,4 +119,4 @@ promql-names: | $(TOOLS)
 	@$(TOOLS_GO) build -o $(PROMQL_NAMES) ./cmd/promql-names
 
 .PHONY: tools
-tools: $(TOOLS) $(OPA) ## build (once) every program the checks run: helm 3 and 4, kubectl-validate, opa, promtool, KWOK, istioctl, dyff, the control plane, the real node (Linux, root)
+tools: $(TOOLS) ## build (once) every program the checks run: helm 3 and 4, kubectl-validate, promtool, KWOK, istioctl, dyff, the control plane, the real node (Linux, root)
