@@ -78,6 +78,8 @@ type Run struct {
 	cp                                       *ControlPlane
 	Drains                                   bool
 	ReadyTimeout                             time.Duration
+	// DrainTimeout bounds one node's drain (0: 3 minutes); tests shorten it.
+	DrainTimeout time.Duration
 	start                                    time.Time
 	report                                   strings.Builder
 	failed                                   bool
@@ -285,6 +287,13 @@ func (r *Run) applyEnvironment(ctx context.Context, applier *Applier, shape *Sha
 	return nil
 }
 
+func (r *Run) drainTimeout() time.Duration {
+	if r.DrainTimeout == 0 {
+		return 3 * time.Minute
+	}
+	return r.DrainTimeout
+}
+
 // drainAll drains every node in turn through the Eviction API (when r.Drains and everything was
 // ready), waiting for everything to be ready again after each; a single node is skipped.
 func (r *Run) drainAll(ctx context.Context, shape *Shape, allReady bool) {
@@ -298,7 +307,7 @@ func (r *Run) drainAll(ctx context.Context, shape *Shape, allReady bool) {
 	var problems []string
 	for _, node := range shape.Nodes {
 		r.log("draining %s", node.Name)
-		problems = append(problems, Drain(ctx, r.cp, node.Name, r.log)...)
+		problems = append(problems, Drain(ctx, r.cp, node.Name, r.drainTimeout(), r.log)...)
 		if _, nr, _ := WaitReady(ctx, r.cp, 3*time.Minute); len(nr) > 0 {
 			problems = append(problems, fmt.Sprintf("after draining %s and uncordoning it, not ready: %s", node.Name, strings.Join(nr, "; ")))
 		}

@@ -264,10 +264,10 @@ func WaitReady(ctx context.Context, cp *ControlPlane, timeout time.Duration) (*S
 // Drain cordons a node and evicts its pods through the Eviction API (which enforces PDBs), as
 // `kubectl drain` does, checking the invariants after every step; then uncordons it and waits
 // until everything is ready again.
-func Drain(ctx context.Context, cp *ControlPlane, node string, log func(string, ...any)) (problems []string) {
+func Drain(ctx context.Context, cp *ControlPlane, node string, timeout time.Duration, log func(string, ...any)) (problems []string) {
 	setUnschedulable(ctx, cp, node, true)
 	defer setUnschedulable(ctx, cp, node, false)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(timeout)
 	blocked := map[string]int{}
 	for {
 		s, err := Snap(ctx, cp)
