@@ -74,4 +74,22 @@ func TestRollingReplacementIsPlacementFree(t *testing.T) {
 	if !strings.Contains(r.report.String(), "PASS rolling") {
 		t.Fatalf("no rolling drain verdict:\n%s", r.report.String())
 	}
+	// Each node was replaced in its zone, and the replicas that were on drain-c run on its
+	// replacement.
+	s, err = Snap(ctx, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, n := range s.Nodes {
+		nodes = append(nodes, n.Name+"@"+n.Labels[zoneLabel])
+	}
+	if got := strings.Join(nodes, " "); got != "drain-a-new@zone-a drain-b-new@zone-b drain-c-new@zone-c" {
+		t.Fatalf("nodes after the rolling replacement: %s", got)
+	}
+	for _, p := range s.Pods {
+		if (strings.HasPrefix(p.Name, "crowded-") || strings.HasPrefix(p.Name, "pinned-")) && p.Spec.NodeName != "drain-c-new" {
+			t.Fatalf("%s runs on %q, not on drain-c's replacement", p.Name, p.Spec.NodeName)
+		}
+	}
 }

@@ -22,12 +22,16 @@ import (
 // Shape is clusters/<env>/simulation.yaml: the nodes, what the cloud provider runs on each of
 // them, and the budget. Everything else that runs is rendered from the repository.
 type Shape struct {
-	Nodes []struct {
-		Name, Zone, CPU, Memory string
-		Allocatable             struct{ CPU, Memory string } `json:"allocatable"`
-	} `json:"nodes"`
+	Nodes          []NodeShape                          `json:"nodes"`
 	NodeDaemonSets []struct{ Name, CPU, Memory string } `json:"nodeDaemonSets"`
 	Budget         *struct{ CPU, Memory string }        `json:"budget"`
+}
+
+// NodeShape is one node of the environment: its name, zone, capacity and allocatable (CPU and
+// memory quantities, as a kubelet reports them).
+type NodeShape struct {
+	Name, Zone, CPU, Memory string
+	Allocatable             struct{ CPU, Memory string } `json:"allocatable"`
 }
 
 const (
@@ -41,8 +45,14 @@ const (
 // CreateNodes registers the environment's nodes; KWOK (annotation kwok.x-k8s.io/node=fake)
 // keeps them Ready and runs their pods.
 func CreateNodes(ctx context.Context, cp *ControlPlane, shape *Shape) error {
+	return createNodes(ctx, cp, shape.Nodes)
+}
+
+// createNodes registers nodes and waits (up to a minute) until KWOK reports each Ready with its
+// capacity.
+func createNodes(ctx context.Context, cp *ControlPlane, nodes []NodeShape) error {
 	want := map[string]corev1.NodeStatus{}
-	for _, n := range shape.Nodes {
+	for _, n := range nodes {
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        n.Name,

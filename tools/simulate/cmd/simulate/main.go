@@ -80,9 +80,9 @@ type Run struct {
 	ReadyTimeout                             time.Duration
 	// DrainTimeout bounds one node's drain (0: 3 minutes); tests shorten it.
 	DrainTimeout time.Duration
-	start                                    time.Time
-	report                                   strings.Builder
-	failed                                   bool
+	start        time.Time
+	report       strings.Builder
+	failed       bool
 }
 
 func (r *Run) log(format string, args ...any) {
@@ -294,8 +294,10 @@ func (r *Run) drainTimeout() time.Duration {
 	return r.DrainTimeout
 }
 
-// drainAll drains every node in turn through the Eviction API (when r.Drains and everything was
-// ready), waiting for everything to be ready again after each; a single node is skipped.
+// drainAll replaces every node in turn as a node-group rolling update does (ReplaceNode: a new
+// node in the same zone first, then the old one drained through the Eviction API and removed),
+// when r.Drains and everything was ready, waiting for everything to be ready again after each;
+// a single node is skipped.
 func (r *Run) drainAll(ctx context.Context, shape *Shape, allReady bool) {
 	if r.Drains && len(shape.Nodes) == 1 {
 		r.out("SKIP rolling drain: a single node cannot be drained without taking everything down (dev is one laptop node)")
@@ -306,13 +308,14 @@ func (r *Run) drainAll(ctx context.Context, shape *Shape, allReady bool) {
 	}
 	var problems []string
 	for _, node := range shape.Nodes {
-		r.log("draining %s", node.Name)
-		problems = append(problems, Drain(ctx, r.cp, node.Name, r.drainTimeout(), r.log)...)
+		r.log("replacing %s", node.Name)
+		next, p := ReplaceNode(ctx, r.cp, node, r.drainTimeout(), r.log)
+		problems = append(problems, p...)
 		if _, nr, _ := WaitReady(ctx, r.cp, 3*time.Minute); len(nr) > 0 {
-			problems = append(problems, fmt.Sprintf("after draining %s and uncordoning it, not ready: %s", node.Name, strings.Join(nr, "; ")))
+			problems = append(problems, fmt.Sprintf("after replacing %s by %s, not ready: %s", node.Name, next, strings.Join(nr, "; ")))
 		}
 	}
-	r.verdict(fmt.Sprintf("rolling drain of all %d nodes: PDBs respected, quorums and services kept", len(shape.Nodes)), dedupe(problems))
+	r.verdict(fmt.Sprintf("rolling drain of all %d nodes, each replaced by a new node in its zone first (a node-group update): PDBs respected, quorums and services kept", len(shape.Nodes)), dedupe(problems))
 }
 
 // loseWorstZone loses the zone of PostgreSQL's primary, the worst zone to lose for writes (its

@@ -261,12 +261,29 @@ func WaitReady(ctx context.Context, cp *ControlPlane, timeout time.Duration) (*S
 	return last, nil, err
 }
 
-// Drain cordons a node and evicts its pods through the Eviction API (which enforces PDBs), as
-// `kubectl drain` does, checking the invariants after every step; then uncordons it and waits
-// until everything is ready again.
+// ReplaceNode replaces one node as a managed node group's rolling update does (Amazon EKS, the
+// default surge strategy: docs.aws.amazon.com/eks/latest/userguide/managed-node-update-behavior.html;
+// Karpenter's drift replacement does the same): a new node of the same shape joins in the same
+// zone first, then the old node is cordoned and drained through the Eviction API (PDBs
+// enforced), then terminated — deleted with the DaemonSet pods left on it. It returns the
+// replacement's name (old.Name + "-new") and what went wrong, checked at every step.
+func ReplaceNode(ctx context.Context, cp *ControlPlane, old NodeShape, timeout time.Duration, log func(string, ...any)) (string, []string) {
+	next := old
+	next.Name = old.Name + "-new"
+	if err := createNodes(ctx, cp, []NodeShape{next}); err != nil {
+		return next.Name, []string{fmt.Sprintf("replacement %s for %s did not join: %v", next.Name, old.Name, err)}
+	}
+	log("  %s joined in %s", next.Name, next.Zone)
+	problems := Drain(ctx, cp, old.Name, timeout, log)
+	terminate(ctx, cp, old.Name)
+	return next.Name, problems
+}
+
+// Drain cordons a node and evicts its pods (but DaemonSets') through the Eviction API, which
+// enforces PDBs, as `kubectl drain` does, checking the invariants after every step; the node
+// stays cordoned. A pod whose eviction is still refused after timeout is a problem.
 func Drain(ctx context.Context, cp *ControlPlane, node string, timeout time.Duration, log func(string, ...any)) (problems []string) {
 	setUnschedulable(ctx, cp, node, true)
-	defer setUnschedulable(ctx, cp, node, false)
 	deadline := time.Now().Add(timeout)
 	blocked := map[string]int{}
 	for {
@@ -300,6 +317,20 @@ func Drain(ctx context.Context, cp *ControlPlane, node string, timeout time.Dura
 	}
 	log("  drained %s", node)
 	return dedupe(problems)
+}
+
+// terminate removes a drained node as its instance's termination does: the Node object and the
+// pods still bound to it (its DaemonSets').
+func terminate(ctx context.Context, cp *ControlPlane, node string) {
+	_ = cp.Client.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{})
+	pods, err := cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return
+	}
+	zero := int64(0)
+	for _, p := range pods.Items {
+		_ = cp.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}
 }
 
 func isDaemon(p *corev1.Pod) bool {
