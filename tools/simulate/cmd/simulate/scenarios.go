@@ -284,7 +284,8 @@ func ReplaceNode(ctx context.Context, cp *ControlPlane, old NodeShape, timeout t
 // stays cordoned. A pod whose eviction is still refused after timeout is a problem.
 func Drain(ctx context.Context, cp *ControlPlane, node string, timeout time.Duration, log func(string, ...any)) (problems []string) {
 	setUnschedulable(ctx, cp, node, true)
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline, nextNote := start.Add(timeout), start.Add(30*time.Second)
 	blocked := map[string]int{}
 	for {
 		s, err := Snap(ctx, cp)
@@ -306,6 +307,11 @@ func Drain(ctx context.Context, cp *ControlPlane, node string, timeout time.Dura
 		}
 		if left == 0 {
 			break
+		}
+		if now := time.Now(); now.After(nextNote) {
+			// Progress for whoever watches a slow drain (the report only names what never left).
+			nextNote = now.Add(30 * time.Second)
+			log("  %s: %d pods left after %.0fs; evictions refused so far: %s", node, left, now.Sub(start).Seconds(), refusals(blocked))
 		}
 		if time.Now().After(deadline) {
 			for pod, n := range blocked {
@@ -331,6 +337,19 @@ func terminate(ctx context.Context, cp *ControlPlane, node string) {
 	for _, p := range pods.Items {
 		_ = cp.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	}
+}
+
+// refusals is "namespace/pod ×count, ..." in name order, "none" when empty.
+func refusals(blocked map[string]int) string {
+	var out []string
+	for pod, n := range blocked {
+		out = append(out, fmt.Sprintf("%s ×%d", pod, n))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 func isDaemon(p *corev1.Pod) bool {
