@@ -124,6 +124,8 @@ REAL_NODE_HOST_TOOLS = $(shell command -v runc iptables nft conntrack ip) $(wild
 # would compile the same k8s.io packages at once.
 $(SIMULATOR): $(shell find tools/simulate -name '*.go') tools/simulate/go.mod tools/simulate/go.sum $(RENDERED_FORMAT) | $(TOOLS)
 	@mkdir -p rendered/.bin && $(TOOLS_GO) build -o $(CURDIR)/rendered/.bin/ ./cmd/simulate ./cmd/probe ./cmd/pause
+# promql-names (tools/tools.mk) is built from the same module: after the simulator, not beside it.
+promql-names: | $(SIMULATOR)
 
 .PHONY: simulate
 simulate: render $(TOOLS) $(SIMULATOR) ## apply CLUSTER to a real control plane with simulated nodes (dev: its services on a real node; REAL=0 skips that); report in rendered/CLUSTER/simulation.{txt,svg}

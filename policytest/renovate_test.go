@@ -19,14 +19,14 @@ import (
 // of apps/ (the chart pins), and every program make verify builds is pinned where Renovate's gomod
 // manager proposes its updates: tools/tools.mk writes no version of its own (any assignment whose
 // value starts with a version fails), and the module of every `tool` of the tools module
-// (tools/simulate/go.mod) is required there and updated — a direct requirement, or (Go marks a
-// tool's module `// indirect`, which Renovate skips by default) named in a rule that enables
-// indirect updates of that file, and no later rule switches it off again (by name, or a rule for
-// gomod's indirect requirements of that file that names no package). Two tools move by hand and
-// must not be updated: podinfo (dev's image tag) and istio.io/istio (a master commit until a
-// release commit is served, decision 0031). The other pins are Go modules (go.mod files) and
-// images: those of the data tier's charts are checked by TestRenovateCoversDataImages, the rest
-// Renovate's own managers find.
+// (tools/simulate/go.mod) and of the root go.mod (the opa CLI) is required there and updated — a
+// direct requirement, or (Go marks a tool's module `// indirect`, which Renovate skips by default)
+// named in a rule that enables indirect updates of that file — and no later rule switches it off
+// again (by package name or glob, or a gomod rule for that file that names no package). Two tools
+// move by hand and must not be updated: podinfo (dev's image tag) and istio.io/istio (a master
+// commit until a release commit is served, decision 0031). The other pins are Go modules (go.mod
+// files) and images: those of the data tier's charts are checked by TestRenovateCoversDataImages,
+// the rest Renovate's own managers find.
 func TestRenovateCoversEveryPin(t *testing.T) {
 	data, err := os.ReadFile("../renovate.json")
 	require.NoError(t, err)
@@ -62,7 +62,12 @@ func TestRenovateCoversEveryPin(t *testing.T) {
 		t.Errorf("tools/tools.mk: %s = %s: pin it in tools/simulate/go.mod (go get -tool <package>@<version>), where Renovate's gomod manager reads it", p[1], p[2])
 	}
 
-	toolsUpdated(t, cfg.PackageRules)
+	byHand := map[string]string{
+		"github.com/stefanprodan/podinfo": "its version is dev's image tag",
+		"istio.io/istio":                  "it is a master commit until the proxy serves a release commit (decision 0031)",
+	}
+	toolsUpdated(t, cfg.PackageRules, "tools/simulate/go.mod", byHand)
+	toolsUpdated(t, cfg.PackageRules, "go.mod", nil)
 }
 
 // renovateRule is the part of a renovate.json packageRule that decides whether a Go module's
@@ -75,19 +80,16 @@ type renovateRule struct {
 	Enabled           *bool    `json:"enabled"`
 }
 
-// toolsUpdated asserts that Renovate, with these rules, updates the module of every `tool` of
-// tools/simulate/go.mod, except the two that move by hand, which it must not update.
-func toolsUpdated(t *testing.T, rules []renovateRule) {
-	on := indirectUpdates(rules)
-	byHand := map[string]string{
-		"github.com/stefanprodan/podinfo": "its version is dev's image tag",
-		"istio.io/istio":                  "it is a master commit until the proxy serves a release commit (decision 0031)",
-	}
-	gomod, err := os.ReadFile("../tools/simulate/go.mod")
+// toolsUpdated asserts that Renovate, with these rules, updates the module of every `tool` of the
+// go.mod file (a path from the repository's root), except those that move by hand (module → why),
+// which it must not update.
+func toolsUpdated(t *testing.T, rules []renovateRule, file string, byHand map[string]string) {
+	on := goModUpdates(rules, file)
+	gomod, err := os.ReadFile("../" + file)
 	require.NoError(t, err)
-	f, err := modfile.Parse("tools/simulate/go.mod", gomod, nil)
+	f, err := modfile.Parse(file, gomod, nil)
 	require.NoError(t, err)
-	require.NotEmpty(t, f.Tool, "tools/simulate/go.mod lists no tool")
+	require.NotEmpty(t, f.Tool, "%s lists no tool", file)
 	for _, tool := range f.Tool {
 		var req *modfile.Require
 		for _, r := range f.Require {
@@ -95,26 +97,30 @@ func toolsUpdated(t *testing.T, rules []renovateRule) {
 				req = r
 			}
 		}
-		if !assert.NotNil(t, req, "tools/simulate/go.mod: tool %s: no require line pins its module", tool.Path) {
+		if !assert.NotNil(t, req, "%s: tool %s: no require line pins its module", file, tool.Path) {
 			continue
 		}
-		updated := !req.Indirect || on(req.Mod.Path)
+		updated := on(req.Mod.Path, req.Indirect)
 		if why, ok := byHand[req.Mod.Path]; ok {
 			assert.False(t, updated, "renovate.json updates %s, which moves by hand: %s", req.Mod.Path, why)
 			continue
 		}
-		assert.True(t, updated, "tools/simulate/go.mod: %s %s (the module of tool %s) is `// indirect`, which Renovate skips: add it to the rule of renovate.json that enables indirect updates of tools/simulate/go.mod", req.Mod.Path, req.Mod.Version, tool.Path)
+		if req.Indirect {
+			assert.True(t, updated, "%s: %s %s (the module of tool %s) is `// indirect`, which Renovate skips unless a rule enables it: add it to the rule of renovate.json that enables indirect updates of %s, and let no later rule switch it off", file, req.Mod.Path, req.Mod.Version, tool.Path, file)
+		} else {
+			assert.True(t, updated, "%s: %s %s (the module of tool %s): a rule of renovate.json switches its updates off", file, req.Mod.Path, req.Mod.Version, tool.Path)
+		}
 	}
 }
 
-// indirectUpdates says, for a module required `// indirect` by tools/simulate/go.mod, whether
-// Renovate with these rules proposes its updates (off by default for indirect requirements).
-func indirectUpdates(rules []renovateRule) func(module string) bool {
-	// Renovate applies every matching rule in order, the later winning: a module's updates are on
-	// if the last rule that can match it enables them. A rule matches the tools module's indirect
-	// requirements unless it names other managers, files or dependency types; one that names no
-	// package matches them all.
-	const toolsGoMod = "tools/simulate/go.mod"
+// goModUpdates says, for a module the go.mod file (a path from the repository's root) requires
+// (indirect: marked `// indirect`), whether Renovate with these rules proposes its updates.
+// Renovate's gomod manager gives direct requirements the depType "require" and updates them by
+// default, and indirect ones the depType "indirect", off by default
+// (docs.renovatebot.com/modules/manager/gomod/); it applies every matching packageRule in order,
+// the later winning. A rule matches unless it names other managers, files, dependency types or
+// packages (a name or a glob: `*` within a path element, `**` across them).
+func goModUpdates(rules []renovateRule, file string) func(module string, indirect bool) bool {
 	globMatches := func(globs []string, s string) bool {
 		for _, g := range globs {
 			re := "^" + strings.NewReplacer(`\*\*`, ".*", `\*`, "[^/]*").Replace(regexp.QuoteMeta(g)) + "$"
@@ -124,29 +130,23 @@ func indirectUpdates(rules []renovateRule) func(module string) bool {
 		}
 		return false
 	}
-	indirectOn := map[string]bool{}
-	var allIndirect *bool
-	for _, r := range rules {
-		if r.Enabled == nil ||
-			len(r.MatchManagers) > 0 && !slices.Contains(r.MatchManagers, "gomod") ||
-			len(r.MatchFileNames) > 0 && !globMatches(r.MatchFileNames, toolsGoMod) ||
-			len(r.MatchDepTypes) > 0 && !slices.Contains(r.MatchDepTypes, "indirect") {
-			continue
+	return func(module string, indirect bool) bool {
+		depType := "require"
+		if indirect {
+			depType = "indirect"
 		}
-		if len(r.MatchPackageNames) == 0 {
-			allIndirect = r.Enabled
-			clear(indirectOn)
-			continue
+		on := !indirect
+		for _, r := range rules {
+			if r.Enabled == nil ||
+				len(r.MatchManagers) > 0 && !slices.Contains(r.MatchManagers, "gomod") ||
+				len(r.MatchFileNames) > 0 && !globMatches(r.MatchFileNames, file) ||
+				len(r.MatchDepTypes) > 0 && !slices.Contains(r.MatchDepTypes, depType) ||
+				len(r.MatchPackageNames) > 0 && !globMatches(r.MatchPackageNames, module) {
+				continue
+			}
+			on = *r.Enabled
 		}
-		for _, n := range r.MatchPackageNames {
-			indirectOn[n] = *r.Enabled
-		}
-	}
-	return func(module string) bool {
-		if v, ok := indirectOn[module]; ok {
-			return v
-		}
-		return allIndirect != nil && *allIndirect
+		return on
 	}
 }
 

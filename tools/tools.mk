@@ -17,9 +17,12 @@ TOOLS_MODULE := tools/simulate
 # Every Go build make runs uses these settings (the tools, the render command, opa, the tests and
 # vet of all three modules): one configuration, so a package two of them share (the standard
 # library first) is compiled once on a machine, not once per configuration. -trimpath also makes
-# the programs the same bytes whichever checkout builds them; nothing here needs cgo.
-export CGO_ENABLED := 0
-export GOFLAGS := -trimpath -buildvcs=false
+# the programs the same bytes whichever checkout builds them; nothing here needs cgo. `override`:
+# a GOFLAGS or CGO_ENABLED of the environment or the command line is replaced, not merged, as the
+# tools' folder name (below) says how they were built and cannot name a configuration it does
+# not know.
+override export CGO_ENABLED := 0
+override export GOFLAGS := -trimpath -buildvcs=false
 TOOLS_GO := cd $(TOOLS_MODULE) && go
 
 tools_module_version = $(shell awk '$$1=="$(1)" {print $$2; exit} $$1=="require" && $$2=="$(1)" {print $$3; exit}' $(TOOLS_MODULE)/go.mod)
@@ -111,7 +114,8 @@ endif
 
 # Our own PromQL reader (cmd/promql-names), on the parser promtool is built from; rebuilt by
 # every make verify (a second when nothing changed), so it is not cached by version; after the
-# tools' build, whose compiled packages it reuses.
+# tools' build, whose compiled packages it reuses, and after the simulator's (Makefile: one go
+# build of the tools module at a time).
 PROMQL_NAMES := $(CURDIR)/rendered/.bin/promql-names
 .PHONY: promql-names
 promql-names: | $(TOOLS)
