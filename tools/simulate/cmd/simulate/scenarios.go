@@ -325,17 +325,23 @@ func Drain(ctx context.Context, cp *ControlPlane, node string, timeout time.Dura
 	return dedupe(problems)
 }
 
-// terminate removes a drained node as its instance's termination does: the Node object and the
-// pods still bound to it (its DaemonSets').
-func terminate(ctx context.Context, cp *ControlPlane, node string) {
-	_ = cp.Client.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{})
-	pods, err := cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
-	if err != nil {
-		return
+// terminate removes nodes as their instances' termination does (or a zone outage, once the node
+// lifecycle controller gives up on them): every Node object first, so that nothing is placed on
+// one of them meanwhile, then the pods still bound to them (a drained node's DaemonSet pods, a
+// lost zone's everything), at once.
+func terminate(ctx context.Context, cp *ControlPlane, nodes ...string) {
+	for _, node := range nodes {
+		_ = cp.Client.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{})
 	}
 	zero := int64(0)
-	for _, p := range pods.Items {
-		_ = cp.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	for _, node := range nodes {
+		pods, err := cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+		if err != nil {
+			continue
+		}
+		for _, p := range pods.Items {
+			_ = cp.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		}
 	}
 }
 
@@ -373,19 +379,13 @@ func LoseZone(ctx context.Context, cp *ControlPlane, zone string, log func(strin
 	if err != nil {
 		return []string{err.Error()}, nil
 	}
-	lost := map[string]bool{}
+	var lost []string
 	for _, n := range s.Nodes {
 		if n.Labels[zoneLabel] == zone {
-			lost[n.Name] = true
-			_ = cp.Client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
+			lost = append(lost, n.Name)
 		}
 	}
-	zero := int64(0)
-	for _, p := range s.Pods {
-		if lost[p.Spec.NodeName] {
-			_ = cp.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
-		}
-	}
+	terminate(ctx, cp, lost...)
 	log("  zone %s lost: %d nodes", zone, len(lost))
 	time.Sleep(5 * time.Second)
 	var last *Snapshot
